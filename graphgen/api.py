@@ -1,0 +1,122 @@
+"""The Python API: compile a graph into a loaded module, generate source, save it."""
+
+from __future__ import annotations
+
+import builtins
+import linecache
+import os
+import tempfile
+import types
+from pathlib import Path
+from typing import Any
+
+from .compiler import Compiled, compile_source
+
+
+class Model:
+    """A compiled graph: its generated source and the module loaded from it.
+
+    forward / value_and_grad / vjp take the inputs positionally in INPUTS order or as
+    keywords by graph name (the module's own functions take sanitized parameter names).
+    """
+
+    def __init__(self, compiled: Compiled):
+        self._compiled = compiled
+        self.source: str = compiled.source
+        self.name: str = compiled.graph.graph["name"]
+        self.module = load_module(self.source, self.name)
+        self.inputs: tuple[str, ...] = tuple(self.module.INPUTS)
+        self.outputs: tuple[str, ...] = tuple(self.module.OUTPUTS)
+        self.wrt: tuple[str, ...] = tuple(self.module.WRT)
+        self.input_specs: dict[str, dict] = dict(self.module.INPUT_SPECS)
+
+    @property
+    def graph(self):
+        """The validated forward graph (networkx.MultiDiGraph) this model was made from."""
+        return self._compiled.graph
+
+    def _args(self, args: tuple, kwargs: dict) -> list:
+        if len(args) > len(self.inputs):
+            raise TypeError(f"{self.name}: expected at most {len(self.inputs)} inputs {list(self.inputs)}, got {len(args)}")
+        values = dict(zip(self.inputs, args))
+        for key, value in kwargs.items():
+            if key not in self.inputs:
+                raise TypeError(f"{self.name}: unknown input {key!r}; inputs are {list(self.inputs)}")
+            if key in values:
+                raise TypeError(f"{self.name}: input {key!r} given twice")
+            values[key] = value
+        missing = [n for n in self.inputs if n not in values]
+        if missing:
+            raise TypeError(f"{self.name}: missing inputs {missing}")
+        return [values[n] for n in self.inputs]
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The graph's outputs (a tuple when there are several)."""
+        return self.module.forward(*self._args(args, kwargs))
+
+    def value_and_grad(self, *args: Any, **kwargs: Any) -> tuple[Any, dict]:
+        """(value, grads): grads of the first (scalar) output, a dict keyed by `wrt` names."""
+        if not hasattr(self.module, "value_and_grad"):
+            raise TypeError(
+                f"{self.name}: value_and_grad needs a scalar float first output and a non-empty wrt; "
+                "use vjp for a non-scalar output"
+            )
+        return self.module.value_and_grad(*self._args(args, kwargs))
+
+    def vjp(self, *args: Any, cotangent: Any, **kwargs: Any) -> tuple[Any, dict]:
+        """(outputs, grads) where grads are those of <cotangent, first output>."""
+        if not hasattr(self.module, "vjp"):
+            raise TypeError(f"{self.name}: nothing to differentiate (empty wrt or non-float output)")
+        return self.module.vjp(*self._args(args, kwargs), cotangent)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the module source to `path` atomically (a complete file or none)."""
+        return write_atomic(path, self.source)
+
+    def __repr__(self) -> str:
+        return f"<graphgen.Model {self.name!r} inputs={list(self.inputs)} wrt={list(self.wrt)}>"
+
+
+def compile(graph: Any, wrt: Any = None) -> Model:  # noqa: A001 - the public name
+    """Compile `graph` (a gg.Graph or networkx graph) into a loaded Model.
+
+    wrt: the leaf names to differentiate with respect to (a list, or a comma-separated
+    string); default: every param.
+    """
+    return Model(compile_source(graph, wrt))
+
+
+def generate(graph: Any, wrt: Any = None) -> str:
+    """The generated module's source for `graph` (black-formatted)."""
+    return compile_source(graph, wrt).source
+
+
+_LOADED = 0
+
+
+def load_module(source: str, name: str = "graph") -> types.ModuleType:
+    """Execute generated `source` as a new module; tracebacks show its lines."""
+    global _LOADED
+    _LOADED += 1
+    filename = f"<graphgen {name!r} #{_LOADED}>"
+    code = builtins.compile(source, filename, "exec")
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    module = types.ModuleType(f"graphgen_generated_{_LOADED}")
+    module.__file__ = filename
+    exec(code, module.__dict__)  # the source is our own generated code, never user text
+    return module
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` to `path` through a temporary file in the same folder, then rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

@@ -1,0 +1,184 @@
+"""Reverse-mode autodiff: attach each node's VJP rule and build the reverse graph.
+
+The result is one joint graph: the forward nodes plus the reverse nodes that the rules
+build with ordinary ops. Three things are handled here once, never inside the rules:
+- activity: only float nodes on a path from a `wrt` leaf to the differentiated output get
+  cotangents, so no gradient code is made for data inputs or integer paths;
+- broadcasting: a rule's cotangent may have the output's broadcast shape; `unbroadcast`
+  sums it over the broadcast axes (decided now, from shapes) and reshapes it;
+- fan-out: the cotangents of a node used k times are summed.
+Reverse nodes carry `role="backward"`, the forward node they came from (`vjp_of`), the
+rule's op (`rule`) and, for a cotangent, the operand position (`cot_arg`), which codegen
+turns into comments. The total cotangent of a forward node carries `grad_of`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from .builder import Graph, Tensor
+from .errors import GraphError, WrtError
+from .ir import spec
+from .ops import functions as F
+from .ops.registry import get_op
+from .schedule import operands, topological_order
+
+SEED = "seed"
+COTANGENT_INPUT = "cotangent"
+
+
+@dataclass
+class Joint:
+    """A joint forward+reverse graph and where its gradients are."""
+
+    graph: nx.MultiDiGraph
+    grads: dict[str, str]  # wrt leaf -> node holding its gradient
+    seed: str  # the node holding the output's cotangent
+
+
+def default_wrt(graph: nx.MultiDiGraph) -> list[str]:
+    """All params, in declaration order."""
+    return [n for n, op in graph.nodes(data="op") if op == "param"]
+
+
+def check_wrt(graph: nx.MultiDiGraph, wrt: list[str] | None) -> list[str]:
+    """`wrt` as a list of float leaves (default: all params); WrtError otherwise."""
+    if wrt is None:
+        return default_wrt(graph)
+    if isinstance(wrt, str):
+        wrt = [w for w in wrt.split(",") if w]
+    names = list(dict.fromkeys(wrt))
+    for name in names:
+        if name not in graph:
+            raise WrtError(f"wrt name {name!r} is not a node of graph {graph.graph['name']!r}")
+        data = graph.nodes[name]
+        if data["op"] not in ("input", "param"):
+            raise WrtError(f"wrt name {name!r} is a {data['op']} node, not an input or param leaf")
+        if data["dtype"] not in ("float32", "float64"):
+            raise WrtError(f"wrt name {name!r} has dtype {data['dtype']}: only float leaves have gradients")
+    return names
+
+
+def build_joint(forward: nx.MultiDiGraph, wrt: list[str], seed_input: bool = False) -> Joint:
+    """The joint graph for the gradient of `<seed, outputs[0]>` with respect to `wrt`.
+
+    seed_input False: the output must be a scalar and the seed is the constant 1.
+    seed_input True: the seed is a new input leaf `cotangent` of the output's shape (vjp).
+    """
+    joint = forward.copy()
+    b = Graph(nx_graph=joint)
+    out = forward.graph["outputs"][0]
+    out_spec = spec(forward, out)
+    if not out_spec.is_float:
+        raise GraphError(f"output {out!r} has dtype {out_spec.dtype}: only a float output can be differentiated")
+    with b.tagged(role="backward", rule="seed", vjp_of=out):
+        if seed_input:
+            seed = b.input(_free_name(joint, COTANGENT_INPUT), out_spec.shape, out_spec.dtype)
+        else:
+            if out_spec.shape != ():
+                raise GraphError(
+                    f"output {out!r} has shape {out_spec.shape}: value_and_grad needs a scalar; use vjp"
+                )
+            seed = b.const(1.0, dtype=out_spec.dtype)
+    active = _active_nodes(forward, wrt, out)
+    cotangents: dict[str, list[Tensor]] = {out: [seed]} if out in active else {}
+    totals: dict[str, Tensor] = {}
+    for node in reversed(topological_order(forward)):
+        if node not in cotangents:
+            continue
+        total = _accumulate(b, node, cotangents.pop(node))
+        totals[node] = total
+        _propagate(b, forward, node, total, active, cotangents)
+    grads = {}
+    for w in wrt:
+        if w in totals:
+            grads[w] = totals[w].id
+        else:  # the output does not depend on w
+            with b.tagged(role="backward", rule="zero", vjp_of=w, grad_of=w):
+                grads[w] = F.zeros_like(b.tensor(w)).id
+    return Joint(joint, grads, seed.id)
+
+
+def _free_name(graph: nx.MultiDiGraph, name: str) -> str:
+    k, candidate = 1, name
+    while candidate in graph:
+        k += 1
+        candidate = f"{name}_{k}"
+    return candidate
+
+
+def _active_nodes(graph: nx.MultiDiGraph, wrt: list[str], out: str) -> set[str]:
+    """Float nodes on a float path from a wrt leaf to `out`."""
+    floats = graph.subgraph(n for n, d in graph.nodes(data="dtype") if d in ("float32", "float64"))
+    if out not in floats:
+        return set()
+    downstream = set()
+    for w in wrt:
+        downstream |= {w} | nx.descendants(floats, w)
+    upstream = {out} | nx.ancestors(floats, out)
+    return downstream & upstream
+
+
+def _accumulate(b: Graph, node: str, parts: list[Tensor]) -> Tensor:
+    """The sum of a node's cotangents (fan-out), marked as the node's total cotangent."""
+    total = parts[0]
+    if len(parts) > 1:
+        with b.tagged(role="backward", rule="fan-out", vjp_of=node):
+            for p in parts[1:]:
+                total = total + p
+    data = b.nx.nodes[total.id]
+    data.setdefault("grad_of", node)
+    return total
+
+
+def _propagate(b: Graph, forward: nx.MultiDiGraph, node: str, g: Tensor, active: set[str], cotangents) -> None:
+    """Apply `node`'s VJP rule to its total cotangent `g`; add the results to its operands."""
+    data = forward.nodes[node]
+    op = get_op(data["op"])
+    args = operands(forward, node)
+    if op.vjp is None or not any(a in active for a in args):
+        return
+    with b.tagged(role="backward", rule=op.name, vjp_of=node):
+        outs = op.vjp(g, b.tensor(node), [b.tensor(a) for a in args], data["attrs"])
+    if len(outs) != len(args):
+        raise GraphError(f"the VJP rule of {op.name} returned {len(outs)} cotangents for {len(args)} operands")
+    for i, (arg, cot) in enumerate(zip(args, outs)):
+        if cot is None or arg not in active:
+            continue
+        with b.tagged(role="backward", rule=op.name, vjp_of=node, cot_arg=i, unbroadcast=True):
+            cot = unbroadcast(cot, spec(forward, arg).shape)
+        _tag_cotangent(b, cot, node, i)
+        cotangents.setdefault(arg, []).append(cot)
+
+
+def _tag_cotangent(b: Graph, cot: Tensor, node: str, i: int) -> None:
+    data = b.nx.nodes[cot.id]
+    if data.get("vjp_of") == node:
+        data.setdefault("cot_arg", i)
+
+
+def _compatible(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(x == y or isinstance(x, str) != isinstance(y, str) for x, y in zip(a, b))
+
+
+def unbroadcast(t: Tensor, shape: tuple) -> Tensor:
+    """`t` summed over the axes along which an operand of `shape` was broadcast.
+
+    Decided at compile time from the shapes; nothing is emitted when they already match.
+    """
+    shape = tuple(shape)
+    if _compatible(tuple(t.shape), shape):
+        return t
+    lead = t.ndim - len(shape)
+    if lead < 0:
+        raise GraphError(f"cannot unbroadcast a cotangent of shape {t.shape} to {shape}")
+    axes = list(range(lead)) + [
+        lead + i for i, d in enumerate(shape) if d == 1 and t.shape[lead + i] != 1
+    ]
+    if axes:
+        t = F.sum(t, axis=tuple(axes), keepdims=lead == 0)
+    if not _compatible(tuple(t.shape), shape):
+        t = F.reshape(t, shape)
+    return t

@@ -1,0 +1,264 @@
+"""Code generation: scheduled graphs -> Python source with NumPy, via Jinja and black.
+
+Each function body is straight-line NumPy. One statement per value a reader cares about:
+named forward nodes keep their graph names, a node's total cotangent is `d_<name>`, and
+single-use temporaries (auto-named forward nodes, pieces of one VJP rule, constants) are
+inlined into the expression that uses them, parenthesized by Python precedence. Every
+backward statement is preceded by a comment naming the rule and the shapes involved.
+Dead intermediates are released with `del` right after their last use.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import black
+import jinja2
+import networkx as nx
+
+from .ir import spec
+from .naming import GRAD_PREFIX, Namespace
+from .ops.registry import ATOM, Dim, get_op
+from .ops.shapes import fmt_shape
+from .schedule import operands, topological_order
+
+_AUTO_ID = re.compile(r"^(?P<op>[a-z_0-9]+)_\d+$")
+
+
+# ---- templates -------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def template_env() -> jinja2.Environment:
+    """Templates from the installed package data, or from the repo's templates/ folder."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if (candidate / "module.py.j2").is_file():
+            loader = jinja2.FileSystemLoader(str(candidate))
+            break
+    else:  # pragma: no cover - a broken installation
+        raise RuntimeError(f"graphgen templates not found next to {here} ({resources.__name__})")
+    return jinja2.Environment(
+        loader=loader, keep_trailing_newline=True, autoescape=False, trim_blocks=True, lstrip_blocks=True
+    )
+
+
+def kernel_source(name: str) -> str:
+    return template_env().get_template(f"kernels/{name}.py.j2").render().strip()
+
+
+def format_source(source: str) -> str:
+    """black, with its default style: generated code looks like code people write."""
+    return black.format_str(source, mode=black.Mode())
+
+
+# ---- one function body -----------------------------------------------------------------
+
+
+@dataclass
+class Body:
+    """The statements of one generated function and the expressions of its targets."""
+
+    lines: list[str]
+    results: dict[str, str]
+    kernels: set[str] = field(default_factory=set)
+
+
+class EmitContext:
+    """What an op's emitter sees: attrs, operand/output specs, and rendered operands."""
+
+    def __init__(self, fn: FunctionEmitter, node: str):
+        self._fn = fn
+        self._args = operands(fn.graph, node)
+        data = fn.graph.nodes[node]
+        self.attrs = data.get("attrs") or {}
+        self.out = spec(fn.graph, node)
+        self.ins = [spec(fn.graph, a) for a in self._args]
+        self.name = fn.names.get(node, "")
+
+    def arg(self, i: int, min_prec: int = 0) -> str:
+        """Operand i as source, parenthesized if it binds looser than `min_prec`."""
+        text, prec = self._fn.expr(self._args[i])
+        return f"({text})" if prec < min_prec else text
+
+    def dim(self, d: Dim) -> str:
+        return str(d) if isinstance(d, int) else self._fn.dim_name(d)
+
+    def shape(self, shape) -> str:
+        dims = [self.dim(d) for d in shape]
+        return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+    def dim_product(self, dims) -> str:
+        static = 1
+        parts = []
+        for d in dims:
+            if isinstance(d, int):
+                static *= d
+            else:
+                parts.append(self.dim(d))
+        if static != 1 or not parts:
+            parts.insert(0, str(static))
+        return " * ".join(parts)
+
+
+class FunctionEmitter:
+    """Emits the body of one function computing `targets` of `graph`."""
+
+    def __init__(self, graph: nx.MultiDiGraph, targets: list[str], inputs: list[str], param_names: dict[str, str]):
+        self.graph = graph
+        self.targets = targets
+        self.order = topological_order(graph)
+        self.namespace = Namespace()
+        self.names: dict[str, str] = {}
+        for leaf in inputs:
+            self.names[leaf] = param_names[leaf]
+            self.namespace.claim(param_names[leaf])
+        self.dims: dict[str, str] = {}
+        self.dim_sources = self._dim_sources(inputs)
+        for node in self.order:
+            if node not in self.names:
+                self.names[node] = self.namespace.claim(self._preferred_name(node))
+        self.inlined = {n for n in self.order if self._inlinable(n)}
+        self.kernels: set[str] = set()
+
+    # naming
+    def _preferred_name(self, node: str) -> str:
+        data = self.graph.nodes[node]
+        if "grad_of" in data and data["grad_of"] in self.names:
+            return GRAD_PREFIX + self.names[data["grad_of"]]
+        if data.get("role") == "backward" and "vjp_of" in data and data["vjp_of"] in self.names:
+            return f"{GRAD_PREFIX}{self.names[data['vjp_of']]}_{data['op']}"
+        return node
+
+    def _dim_sources(self, inputs: list[str]) -> dict[str, tuple[str, int]]:
+        sources: dict[str, tuple[str, int]] = {}
+        for leaf in inputs:
+            for axis, d in enumerate(self.graph.nodes[leaf]["shape"]):
+                if isinstance(d, str) and d not in sources:
+                    sources[d] = (leaf, axis)
+        return sources
+
+    def dim_name(self, dim: str) -> str:
+        if dim not in self.dim_sources:
+            raise ValueError(f"symbolic dim {dim!r} is not a dim of any input")
+        if dim not in self.dims:
+            self.dims[dim] = self.namespace.claim(dim)
+        return self.dims[dim]
+
+    # inlining
+    def _inlinable(self, node: str) -> bool:
+        data = self.graph.nodes[node]
+        op = data["op"]
+        if op in ("input", "param") or node in self.targets:
+            return False
+        if op in ("const", "size"):
+            return True
+        uses = self.graph.out_degree(node)
+        if uses != 1 or "grad_of" in data:
+            return False
+        (user,) = [v for _, v in self.graph.out_edges(node)]
+        udata = self.graph.nodes[user]
+        if data.get("role") == "backward":
+            return udata.get("role") == "backward" and udata.get("vjp_of") == data.get("vjp_of")
+        match = _AUTO_ID.match(node)
+        return bool(match) and match.group("op") == op
+
+    # expressions
+    def expr(self, node: str) -> tuple[str, int]:
+        """(source, precedence) of `node`'s value at a point of use."""
+        if node not in self.inlined:
+            return self.names[node], ATOM
+        return self.render(node)
+
+    def render(self, node: str) -> tuple[str, int]:
+        op = get_op(self.graph.nodes[node]["op"])
+        if op.kernel:
+            self.kernels.add(op.kernel)
+        e = EmitContext(self, node)
+        prec = op.prec(e.attrs) if callable(op.prec) else op.prec
+        return op.emit(e), prec
+
+    def reads(self, node: str) -> set[str]:
+        """The variables that computing `node` reads (through inlined operands)."""
+        found: set[str] = set()
+        for a in operands(self.graph, node):
+            if a in self.inlined:
+                found |= self.reads(a)
+            else:
+                found.add(a)
+        return found
+
+    # statements
+    def body(self, release: bool = True, comments: bool = True) -> Body:
+        statements = [n for n in self.order if n not in self.inlined and self.graph.nodes[n]["op"] not in ("input", "param")]
+        rendered = [(n, self.render(n)[0]) for n in statements]
+        last_use = self._last_uses(statements)
+        lines: list[str] = []
+        for i, (node, source) in enumerate(rendered):
+            if comments:
+                lines.extend(f"# {c}" for c in self._comment(node))
+            lines.append(f"{self.names[node]} = {source}")
+            dead = [self.names[v] for v in last_use.get(i, [])]
+            if release and dead:
+                lines.append("del " + ", ".join(dead))
+        bindings = [f"{name} = {self.names[self.dim_sources[d][0]]}.shape[{self.dim_sources[d][1]}]" for d, name in self.dims.items()]
+        results = {t: self.expr(t)[0] for t in self.targets}
+        return Body(bindings + lines, results, self.kernels)
+
+    def _last_uses(self, statements: list[str]) -> dict[int, list[str]]:
+        last: dict[str, int] = {}
+        for i, node in enumerate(statements):
+            for v in self.reads(node):
+                last[v] = i
+        keep = set(self.targets) | {n for n in self.order if self.graph.nodes[n]["op"] in ("input", "param")}
+        by_index: dict[int, list[str]] = {}
+        for v, i in last.items():
+            if v not in keep:
+                by_index.setdefault(i, []).append(v)
+        return {i: sorted(vs, key=self.order.index) for i, vs in by_index.items()}
+
+    def _comment(self, node: str) -> list[str]:
+        data = self.graph.nodes[node]
+        if data.get("role") != "backward":
+            return []
+        rule, fwd = data.get("rule"), data.get("vjp_of")
+        if rule == "fan-out":
+            return [f"{self.names[node]}: {self.names[fwd]} has several uses; fan-out sums their cotangents"]
+        if rule == "zero":
+            return [f"{self.names[fwd]} does not affect the output: its gradient is zero"]
+        if rule == "seed" or fwd not in self.graph:
+            return []
+        return [self._vjp_comment(node, data, fwd)]
+
+    def _vjp_comment(self, node: str, data: dict, fwd: str) -> str:
+        """`matmul VJP for W2: dx2 = x1^T @ g  | x1=h1 (batch, 5), x2=W2 (5, 3) -> (batch, 3)`."""
+        op = get_op(self.graph.nodes[fwd]["op"])
+        args = operands(self.graph, fwd)
+        where = ", ".join(f"{name}={self._describe(a)}" for name, a in zip(op.operands, args))
+        where += f" -> {self._describe(fwd)}"
+        i = data.get("cot_arg")
+        if i is None or i >= len(args):
+            return f"part of the {op.name} VJP  | {where}"
+        target = self._label(args[i]) or op.operands[i]
+        part = formula_for(op.formula, op.operands[i])
+        tail = ", summed over broadcast axes" if data.get("unbroadcast") else ""
+        return f"{op.name} VJP for {target}: {part}{tail}  | {where}"
+
+    def _describe(self, node: str) -> str:
+        return f"{self._label(node)} {fmt_shape(spec(self.graph, node).shape)}".lstrip()
+
+    def _label(self, node: str) -> str:
+        """A node's variable name, or "" when it has none (inlined)."""
+        return "" if node in self.inlined else self.names[node]
+
+
+def formula_for(formula: str, operand: str) -> str:
+    """The part of `formula` that gives d<operand>, or the whole formula."""
+    for part in re.split(r",\s*(?=d\w+ =)", formula):
+        if part.startswith(f"d{operand} ="):
+            return part.strip()
+    return formula.strip()

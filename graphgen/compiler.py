@@ -1,0 +1,142 @@
+"""The pipeline, one stage after another: IR -> autodiff -> passes -> codegen -> source.
+
+    validate/infer -> wrt -> build_joint (value_and_grad, vjp) -> simplify -> prune
+    -> one FunctionEmitter per function -> templates/module.py.j2 -> black
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from . import __version__
+from .autodiff import Joint, build_joint, check_wrt
+from .codegen import Body, FunctionEmitter, format_source, kernel_source, template_env
+from .ir import spec, validate
+from .naming import Namespace
+from .passes import prune, simplify
+
+
+@dataclass
+class Compiled:
+    """The generated source and what it was made from."""
+
+    source: str
+    graph: nx.MultiDiGraph
+    wrt: list[str]
+    inputs: list[str]
+    joint: Joint | None
+
+
+def leaves(graph: nx.MultiDiGraph) -> list[str]:
+    """Input and param leaves in declaration order: the generated functions' parameters."""
+    return [n for n, op in graph.nodes(data="op") if op in ("input", "param")]
+
+
+def compile_source(graph: Any, wrt: Any = None) -> Compiled:
+    """Run the whole pipeline on `graph`; returns the black-formatted module source."""
+    forward = validate(graph)
+    wrt = check_wrt(forward, wrt)
+    inputs = leaves(forward)
+    outputs = forward.graph["outputs"]
+    namespace = Namespace()
+    params = {leaf: namespace.claim(leaf) for leaf in inputs}
+    functions, kernels = [], set()
+
+    body = _emit(prune(forward, outputs), outputs, inputs, params)
+    functions.append(_function("forward", body, params, inputs, outputs, doc=_FORWARD_DOC))
+    kernels |= body.kernels
+
+    joint = None
+    differentiable = bool(wrt) and spec(forward, outputs[0]).is_float
+    if differentiable and spec(forward, outputs[0]).shape == ():
+        joint = build_joint(forward, wrt)
+        body, grads = _emit_joint(joint, outputs, wrt, inputs, params)
+        functions.append(_function("value_and_grad", body, params, inputs, outputs, grads, _VAG_DOC))
+        kernels |= body.kernels
+    if differentiable:
+        vjp = build_joint(forward, wrt, seed_input=True)
+        seed_param = "cotangent"  # reserved: no graph name can take it
+        body, grads = _emit_joint(vjp, outputs, wrt, inputs + [vjp.seed], {**params, vjp.seed: seed_param})
+        fn = _function("vjp", body, params, inputs, outputs, grads, _VJP_DOC, extra_param=seed_param)
+        functions.append(fn)
+        kernels |= body.kernels
+
+    source = template_env().get_template("module.py.j2").render(
+        docstring=_module_doc(forward, inputs, outputs, wrt, [f["name"] for f in functions]),
+        inputs=repr(tuple(inputs)),
+        outputs=repr(tuple(outputs)),
+        wrt=repr(tuple(wrt)),
+        input_specs=repr({n: {"shape": tuple(spec(forward, n).shape), "dtype": spec(forward, n).dtype} for n in inputs}),
+        kernels=[kernel_source(k) for k in sorted(kernels)],
+        functions=[_finish(f) for f in functions],
+    )
+    return Compiled(format_source(source), forward, wrt, inputs, joint)
+
+
+def _emit(graph: nx.MultiDiGraph, targets: list[str], inputs: list[str], params: dict[str, str]) -> Body:
+    return FunctionEmitter(graph, targets, inputs, params).body()
+
+
+def _emit_joint(joint: Joint, outputs, wrt, inputs, params) -> tuple[Body, dict[str, str]]:
+    grad_nodes = [joint.grads[w] for w in wrt]
+    targets = simplify(joint.graph, list(outputs) + grad_nodes)
+    out_targets, grad_targets = targets[: len(outputs)], targets[len(outputs) :]
+    graph = prune(joint.graph, targets)
+    body = _emit(graph, list(dict.fromkeys(targets)), inputs, params)
+    grads = {}
+    seen: set[str] = set()
+    for w, node in zip(wrt, grad_targets):
+        expr = body.results[node]
+        op = graph.nodes[node]["op"]
+        # never hand out an input, a read-only broadcast view, or one array twice
+        if node in seen or op in ("input", "param", "broadcast_to", "const") or node in out_targets:
+            expr = f"np.copy({expr})"
+        seen.add(node)
+        grads[w] = expr
+    body.results = {**body.results, **{o: body.results[t] for o, t in zip(outputs, out_targets)}}
+    return body, grads
+
+
+def _function(name, body: Body, params, inputs, outputs, grads=None, doc="", extra_param=None) -> dict:
+    values = [body.results[o] for o in outputs]
+    value = values[0] if len(values) == 1 else "(" + ", ".join(values) + ",)"
+    ret = value
+    if grads is not None:
+        ret = f"{value}, {{" + ", ".join(f"{w!r}: {e}" for w, e in grads.items()) + "}"
+    plist = [params[i] for i in inputs] + ([extra_param] if extra_param else [])
+    return {"name": name, "params": ", ".join(plist), "lines": body.lines, "ret": ret, "doc": doc}
+
+
+def _finish(fn: dict) -> dict:
+    return {**fn, "lines": [*fn["lines"], f"return {fn['ret']}"]}
+
+
+def doc_text(text: Any) -> str:
+    """`text` made safe inside a triple-quoted docstring: escapes, no quotes, one line."""
+    return str(text).encode("unicode_escape").decode("ascii").replace('"', '\\"')
+
+
+def _module_doc(graph, inputs, outputs, wrt, functions) -> str:
+    lines = [
+        f"Generated by graphgen {__version__} from graph {doc_text(graph.graph['name'])}.",
+        "",
+        "Imports only NumPy. Do not edit: regenerate from the graph instead.",
+        "",
+        "Inputs:",
+    ]
+    for n in inputs:
+        kind = "param" if graph.nodes[n]["op"] == "param" else "input"
+        lines.append(f"    {doc_text(n)}: {spec(graph, n)} ({kind})")
+    lines.append("Outputs:")
+    lines += [f"    {doc_text(n)}: {spec(graph, n)}" for n in outputs]
+    lines.append("Differentiated with respect to: " + (", ".join(doc_text(w) for w in wrt) or "(nothing)"))
+    lines.append("Functions: " + ", ".join(functions))
+    return "\n".join(lines) + "\n"
+
+
+_FORWARD_DOC = "The graph's outputs (a tuple when there are several). Keeps no residuals."
+_VAG_DOC = "(value, grads): the outputs and the gradient of the first, a dict keyed by WRT."
+_VJP_DOC = "(outputs, grads): grads of <cotangent, first output>, a dict keyed by WRT."

@@ -1,0 +1,304 @@
+"""Elementwise ops: unary math, broadcasting binary arithmetic, comparisons, where, astype.
+
+Elementwise ops have diagonal Jacobians, so every VJP here is a Hadamard (elementwise)
+product of the cotangent with the local derivative: no Jacobian is ever built. Binary
+rules return cotangents of the broadcast output shape; the autodiff pass unbroadcasts them.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from . import functions as F
+from .registry import (
+    ADD,
+    ATOM,
+    CMP,
+    DTYPES,
+    MUL,
+    POW,
+    UNARY,
+    Attr,
+    OpDef,
+    TensorSpec,
+    TestCase,
+    register,
+)
+from .shapes import broadcast_shapes, float_result, promote, require_float
+
+# ---- unary ---------------------------------------------------------------------------
+
+_UNARY_SHAPES = ((3, 4), (), (1,), (2, 1, 3))
+
+
+def _float_unary(specs, attrs) -> TensorSpec:
+    return TensorSpec(specs[0].shape, float_result(specs[0].dtype))
+
+
+def _call(fn: str) -> Callable:
+    return lambda e: f"{fn}({e.arg(0)})"
+
+
+def unary(name: str, emit, vjp, formula: str, domain: str = "real", prec: int = ATOM, doc: str = ""):
+    register(
+        OpDef(
+            name=name,
+            operands=("x",),
+            infer=_float_unary,
+            emit=emit,
+            prec=prec,
+            vjp=vjp,
+            formula=formula,
+            tests=tuple(TestCase(shapes=(s,), domains=(domain,)) for s in _UNARY_SHAPES),
+            doc=doc,
+        )
+    )
+
+
+unary(
+    "negative",
+    lambda e: f"-{e.arg(0, UNARY)}",
+    lambda g, out, args, attrs: (-g,),
+    "dx = -g",
+    prec=UNARY,
+    doc="-x",
+)
+unary("exp", _call("np.exp"), lambda g, out, args, attrs: (g * out,), "dx = g * exp(x)")
+unary("log", _call("np.log"), lambda g, out, args, attrs: (g / args[0],), "dx = g / x", "positive")
+unary(
+    "sqrt",
+    _call("np.sqrt"),
+    lambda g, out, args, attrs: (g * 0.5 / out,),
+    "dx = g * 0.5 / sqrt(x)",
+    "positive",
+)
+unary(
+    "square",
+    _call("np.square"),
+    lambda g, out, args, attrs: (g * 2.0 * args[0],),
+    "dx = g * 2 * x",
+)
+unary(
+    "tanh",
+    _call("np.tanh"),
+    lambda g, out, args, attrs: (g * (1.0 - F.square(out)),),
+    "dx = g * (1 - tanh(x)**2)",
+)
+unary(
+    "sigmoid",
+    # exp(-log(1 + exp(-x))) never overflows, for any x
+    lambda e: f"np.exp(-np.logaddexp(0, -{e.arg(0, UNARY)}))",
+    lambda g, out, args, attrs: (g * out * (1.0 - out),),
+    "dx = g * s * (1 - s), s = sigmoid(x)",
+    doc="1 / (1 + exp(-x)), computed without overflow",
+)
+unary(
+    "relu",
+    lambda e: f"np.maximum({e.arg(0)}, 0)",
+    lambda g, out, args, attrs: (F.where(args[0] > 0, g, 0.0),),
+    "dx = g * (x > 0)   (relu'(0) = 0)",
+    "nonzero",
+)
+
+# ---- binary arithmetic ---------------------------------------------------------------
+
+_BINARY_SHAPES = (
+    ((3, 4), (3, 4)),
+    ((3, 4), (4,)),
+    ((4,), (3, 4)),
+    ((2, 1, 4), (3, 1)),
+    ((), (2, 3)),
+    ((2, 3), ()),
+    ((1,), (3,)),
+)
+
+
+def _arith_infer(specs, attrs) -> TensorSpec:
+    return TensorSpec(
+        broadcast_shapes(specs[0].shape, specs[1].shape), promote(specs[0].dtype, specs[1].dtype)
+    )
+
+
+def _float_binary_infer(specs, attrs) -> TensorSpec:
+    return TensorSpec(
+        broadcast_shapes(specs[0].shape, specs[1].shape),
+        float_result(specs[0].dtype, specs[1].dtype),
+    )
+
+
+def _infix(symbol: str, prec: int) -> Callable:
+    # left-associative: the right operand needs strictly higher precedence
+    return lambda e: f"{e.arg(0, prec)} {symbol} {e.arg(1, prec + 1)}"
+
+
+def binary(name, symbol, prec, vjp, formula, domains=("real", "real"), infer=_arith_infer):
+    register(
+        OpDef(
+            name=name,
+            operands=("x1", "x2"),
+            infer=infer,
+            emit=_infix(symbol, prec),
+            prec=prec,
+            vjp=vjp,
+            formula=formula,
+            tests=tuple(TestCase(shapes=s, domains=domains) for s in _BINARY_SHAPES),
+            doc=f"x1 {symbol} x2, broadcasting",
+        )
+    )
+
+
+binary("add", "+", ADD, lambda g, out, args, attrs: (g, g), "dx1 = g, dx2 = g (each unbroadcast)")
+binary(
+    "subtract",
+    "-",
+    ADD,
+    lambda g, out, args, attrs: (g, -g),
+    "dx1 = g, dx2 = -g (each unbroadcast)",
+)
+binary(
+    "multiply",
+    "*",
+    MUL,
+    lambda g, out, args, attrs: (g * args[1], g * args[0]),
+    "dx1 = g * x2, dx2 = g * x1 (Hadamard products, unbroadcast)",
+)
+binary(
+    "divide",
+    "/",
+    MUL,
+    lambda g, out, args, attrs: (g / args[1], -g * out / args[1]),
+    "dx1 = g / x2, dx2 = -g * x1 / x2**2",
+    domains=("real", "nonzero"),
+    infer=_float_binary_infer,
+)
+
+
+def _power_vjp(g, out, args, attrs):
+    x, y = args
+    return g * y * x ** (y - 1.0), g * out * F.log(x)
+
+
+register(
+    OpDef(
+        name="power",
+        operands=("x1", "x2"),
+        infer=_arith_infer,
+        emit=lambda e: f"{e.arg(0, POW + 1)} ** {e.arg(1, UNARY)}",
+        prec=POW,
+        vjp=_power_vjp,
+        formula="dx1 = g * x2 * x1**(x2 - 1), dx2 = g * x1**x2 * log(x1)",
+        tests=tuple(TestCase(shapes=s, domains=("positive", "real")) for s in _BINARY_SHAPES),
+        doc="x1 ** x2, broadcasting",
+    )
+)
+
+# ---- comparisons: bool results, no gradient -------------------------------------------
+
+
+def _compare_infer(specs, attrs) -> TensorSpec:
+    return TensorSpec(broadcast_shapes(specs[0].shape, specs[1].shape), "bool")
+
+
+for _name, _symbol in (
+    ("greater", ">"),
+    ("greater_equal", ">="),
+    ("less", "<"),
+    ("less_equal", "<="),
+    ("equal", "=="),
+    ("not_equal", "!="),
+):
+    register(
+        OpDef(
+            name=_name,
+            operands=("x1", "x2"),
+            infer=_compare_infer,
+            # comparisons chain in Python, so both sides need higher precedence
+            emit=lambda e, s=_symbol: f"{e.arg(0, CMP + 1)} {s} {e.arg(1, CMP + 1)}",
+            prec=CMP,
+            vjp=None,
+            formula="(comparison: no gradient)",
+            tests=(TestCase(shapes=((3, 4), (4,))),),
+            doc=f"x1 {_symbol} x2 as a bool tensor",
+        )
+    )
+
+# ---- selection and casts ----------------------------------------------------------------
+
+
+def _where_infer(specs, attrs) -> TensorSpec:
+    cond, a, b = specs
+    if cond.dtype != "bool":
+        raise ValueError(f"condition must be bool, got {cond.dtype}")
+    return TensorSpec(broadcast_shapes(cond.shape, a.shape, b.shape), promote(a.dtype, b.dtype))
+
+
+def _where_vjp(g, out, args, attrs):
+    cond = args[0]
+    return None, F.where(cond, g, 0.0), F.where(cond, 0.0, g)
+
+
+register(
+    OpDef(
+        name="where",
+        operands=("condition", "x1", "x2"),
+        infer=_where_infer,
+        emit=lambda e: f"np.where({e.arg(0)}, {e.arg(1)}, {e.arg(2)})",
+        vjp=_where_vjp,
+        formula="dx1 = where(c, g, 0), dx2 = where(c, 0, g)",
+        tests=(
+            TestCase(shapes=((3, 4), (3, 4), (3, 4)), domains=("bool", "real", "real")),
+            TestCase(shapes=((3, 4), (4,), ()), domains=("bool", "real", "real")),
+        ),
+        doc="x1 where condition else x2",
+    )
+)
+
+
+def _check_dtype(v) -> str:
+    if v not in DTYPES:
+        raise ValueError(f"expected one of {list(DTYPES)}")
+    return v
+
+
+def _astype_vjp(g, out, args, attrs):
+    if not (args[0].spec.is_float and out.spec.is_float):
+        return (None,)
+    return (F.astype(g, args[0].dtype),)
+
+
+register(
+    OpDef(
+        name="astype",
+        operands=("x",),
+        attrs={"dtype": Attr(convert=_check_dtype)},
+        infer=lambda specs, attrs: TensorSpec(specs[0].shape, attrs["dtype"]),
+        emit=lambda e: f"{e.arg(0, ATOM)}.astype(np.{e.attrs['dtype']})",
+        vjp=_astype_vjp,
+        formula="dx = g cast back to x's dtype (float to float only)",
+        tests=(
+            TestCase(shapes=((3, 4),), attrs={"dtype": "float32"}),
+            TestCase(shapes=((3,),), attrs={"dtype": "int64"}),
+        ),
+        doc="cast to dtype",
+    )
+)
+
+
+def _like_infer(specs, attrs) -> TensorSpec:
+    require_float(specs[0], "x")
+    return specs[0]
+
+
+for _name, _fn in (("ones_like", "np.ones_like"), ("zeros_like", "np.zeros_like")):
+    register(
+        OpDef(
+            name=_name,
+            operands=("x",),
+            infer=_like_infer,
+            emit=_call(_fn),
+            vjp=None,
+            formula="(constant in x: no gradient)",
+            tests=(TestCase(shapes=((2, 3),)),),
+            doc=f"{_fn}(x): seeds and zero gradients",
+        )
+    )

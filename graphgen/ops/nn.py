@@ -1,0 +1,184 @@
+"""Neural-network ops: softmax, log_softmax, softmax_cross_entropy, mse_loss, one_hot.
+
+softmax, log_softmax and softmax_cross_entropy are emitted as small kernels (templates in
+templates/kernels/) that shift by the max, so large logits never overflow. Their VJPs are
+fused: they are written in terms of the stable forward values (softmax p, log-probabilities)
+instead of differentiating exp/log/sum one by one, which would be slower and less stable.
+"""
+
+from __future__ import annotations
+
+from . import functions as F
+from .registry import ADD, ATOM, CMP, Attr, OpDef, TensorSpec, TestCase, as_int, one_of, register
+from .shapes import broadcast_shapes, float_result, normalize_axes, require_float
+
+_AXIS = {"axis": Attr(-1, as_int, "the axis to normalize over")}
+
+
+def _softmax_infer(specs, attrs) -> TensorSpec:
+    require_float(specs[0], "x")
+    normalize_axes((attrs["axis"],), specs[0].ndim)
+    return specs[0]
+
+
+def _softmax_vjp(g, out, args, attrs):
+    axis = attrs["axis"]
+    return (out * (g - F.sum(g * out, axis=axis, keepdims=True)),)
+
+
+def _log_softmax_vjp(g, out, args, attrs):
+    axis = attrs["axis"]
+    return (g - F.exp(out) * F.sum(g, axis=axis, keepdims=True),)
+
+
+_SOFTMAX_TESTS = (
+    TestCase(shapes=((3, 5),)),
+    TestCase(shapes=((2, 3, 4),), attrs={"axis": 1}),
+    TestCase(shapes=((4,),), attrs={"axis": 0}),
+)
+
+register(
+    OpDef(
+        name="softmax",
+        operands=("x",),
+        attrs=_AXIS,
+        infer=_softmax_infer,
+        emit=lambda e: f"_softmax({e.arg(0)}, axis={e.attrs['axis']})",
+        kernel="softmax",
+        vjp=_softmax_vjp,
+        formula="dx = p * (g - sum(g * p, axis)), p = softmax(x)  (fused)",
+        tests=_SOFTMAX_TESTS,
+        doc="exp(x) / sum(exp(x), axis), shifted by the max",
+    )
+)
+register(
+    OpDef(
+        name="log_softmax",
+        operands=("x",),
+        attrs=_AXIS,
+        infer=_softmax_infer,
+        emit=lambda e: f"_log_softmax({e.arg(0)}, axis={e.attrs['axis']})",
+        kernel="log_softmax",
+        vjp=_log_softmax_vjp,
+        formula="dx = g - exp(y) * sum(g, axis), y = log_softmax(x)  (fused)",
+        tests=_SOFTMAX_TESTS,
+        doc="x - logsumexp(x, axis), stable",
+    )
+)
+
+_REDUCTION = {"reduction": Attr("mean", one_of("mean", "sum", "none"))}
+
+
+def _sce_infer(specs, attrs) -> TensorSpec:
+    logits, labels = specs
+    require_float(logits, "logits")
+    if labels.dtype != "int64":
+        raise ValueError(f"labels must be int64, got {labels.dtype}")
+    if logits.ndim != labels.ndim + 1:
+        raise ValueError("logits must have one more dim (classes, last) than labels")
+    if broadcast_shapes(logits.shape[:-1], labels.shape) != logits.shape[:-1]:
+        raise ValueError("the leading dims of logits and labels differ")
+    shape = logits.shape[:-1] if attrs["reduction"] == "none" else ()
+    return TensorSpec(shape, logits.dtype)
+
+
+def scale_for_reduction(g, values, reduction: str):
+    """The per-element cotangent of a reduced loss: g / n for mean, g for sum, g for none."""
+    if reduction == "mean":
+        return g / F.size(values)
+    return g
+
+
+def _sce_vjp(g, out, args, attrs):
+    logits, labels = args
+    p = F.softmax(logits, axis=-1)
+    scale = scale_for_reduction(g, labels, attrs["reduction"])
+    if attrs["reduction"] == "none":
+        scale = F.reshape(scale, scale.shape + (1,))
+    return (p - F.one_hot(labels, logits.shape[-1])) * scale, None
+
+
+register(
+    OpDef(
+        name="softmax_cross_entropy",
+        operands=("logits", "labels"),
+        attrs=_REDUCTION,
+        infer=_sce_infer,
+        emit=lambda e: f"_softmax_cross_entropy({e.arg(0)}, {e.arg(1)}, {e.attrs['reduction']!r})",
+        kernel="softmax_cross_entropy",
+        vjp=_sce_vjp,
+        formula="dlogits = (softmax(logits) - onehot(labels)) * g / N  (fused; N for mean)",
+        tests=(
+            TestCase(shapes=((4, 5), (4,)), domains=("real", "int:5")),
+            TestCase(shapes=((4, 3), (4,)), attrs={"reduction": "sum"}, domains=("real", "int:3")),
+            TestCase(
+                shapes=((2, 3, 4), (2, 3)), attrs={"reduction": "none"}, domains=("real", "int:4")
+            ),
+        ),
+        doc="softmax cross-entropy of logits (..., C) against int labels (...)",
+    )
+)
+
+
+def _mse_infer(specs, attrs) -> TensorSpec:
+    a, b = specs
+    shape = broadcast_shapes(a.shape, b.shape)
+    return TensorSpec(shape if attrs["reduction"] == "none" else (), float_result(a.dtype, b.dtype))
+
+
+def _emit_mse(e) -> str:
+    sq = f"np.square({e.arg(0)} - {e.arg(1, ADD + 1)})"
+    return {"mean": f"np.mean({sq})", "sum": f"np.sum({sq})", "none": sq}[e.attrs["reduction"]]
+
+
+def _mse_vjp(g, out, args, attrs):
+    diff = args[0] - args[1]
+    d = 2.0 * diff * scale_for_reduction(g, diff, attrs["reduction"])
+    return d, -d
+
+
+register(
+    OpDef(
+        name="mse_loss",
+        operands=("input", "target"),
+        attrs=_REDUCTION,
+        infer=_mse_infer,
+        emit=_emit_mse,
+        vjp=_mse_vjp,
+        formula="dinput = 2 * (input - target) * g / n, dtarget = -dinput",
+        tests=(
+            TestCase(shapes=((3, 4), (3, 4))),
+            TestCase(shapes=((3, 4), (4,)), attrs={"reduction": "sum"}),
+            TestCase(shapes=((3, 4), (3, 4)), attrs={"reduction": "none"}),
+        ),
+        doc="mean squared error (PyTorch's mse_loss)",
+    )
+)
+
+
+def _check_dim(v):
+    if isinstance(v, str) and v:
+        return v
+    return as_int(v)
+
+
+def _one_hot_infer(specs, attrs) -> TensorSpec:
+    if specs[0].dtype != "int64":
+        raise ValueError(f"labels must be int64, got {specs[0].dtype}")
+    return TensorSpec(specs[0].shape + (attrs["num_classes"],), "bool")
+
+
+register(
+    OpDef(
+        name="one_hot",
+        operands=("labels",),
+        attrs={"num_classes": Attr(convert=_check_dim)},
+        infer=_one_hot_infer,
+        emit=lambda e: f"{e.arg(0, ATOM)}[..., None] == np.arange({e.dim(e.attrs['num_classes'])})",
+        prec=CMP,
+        vjp=None,
+        formula="(integer labels: no gradient)",
+        tests=(TestCase(shapes=((4,),), attrs={"num_classes": 3}, domains=("int:3",)),),
+        doc="labels[..., None] == arange(num_classes), a bool tensor",
+    )
+)

@@ -1,0 +1,214 @@
+"""The op registry: one `OpDef` per op holds everything graphgen knows about it.
+
+An op declaration puts side by side its operands, its attributes (defaults and
+validation), its shape/dtype rule, its NumPy emitter, its VJP rule (with the formula in
+words, for `graphgen ops` and `graphgen explain`) and its test spec. Tests are generated from
+the registry, so an op without test cases fails the suite.
+
+The VJP contract: ``vjp(g, out, args, attrs)`` receives the cotangent ``g`` of the node's
+output, the output ``out`` and the operands ``args`` as graph handles, and returns one
+cotangent handle per operand (``None`` where an operand gets none). Rules build their
+results with the ordinary ops, so the reverse graph is a graph like any other. Cotangents
+may have the broadcast shape of the output: the autodiff pass reduces them to each
+operand's shape with one `unbroadcast` helper, so rules never deal with broadcasting.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from ..errors import AttrError, OpError
+
+Dim = int | str
+Shape = tuple[Dim, ...]
+
+FLOAT_DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64", "int64", "bool")
+
+# Python operator precedence of an emitted expression, used to parenthesize operands.
+ATOM, POW, UNARY, MUL, ADD, CMP = 100, 15, 14, 13, 12, 8
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """The static type of a value: its shape (ints and symbolic dims) and dtype."""
+
+    shape: Shape
+    dtype: str
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype in FLOAT_DTYPES
+
+    def __str__(self) -> str:
+        short = {"float32": "f32", "float64": "f64", "int64": "i64", "bool": "bool"}
+        return f"{short.get(self.dtype, self.dtype)}[{','.join(str(d) for d in self.shape)}]"
+
+
+@dataclass(frozen=True)
+class Attr:
+    """An op attribute: its default (or REQUIRED) and a converter that validates it.
+
+    The converter returns the canonical value or raises ValueError saying what is wrong.
+    """
+
+    default: Any = REQUIRED
+    convert: Callable[[Any], Any] = lambda v: v
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class TestCase:
+    """One registry-driven gradient test: operand shapes, attrs and input domains.
+
+    domain per operand: "real", "positive", "nonzero", "distinct" (no ties, for max),
+    "bool", or "int:N" (integers in [0, N), e.g. class labels).
+    """
+
+    shapes: tuple[Shape, ...]
+    attrs: dict = field(default_factory=dict)
+    domains: tuple[str, ...] | None = None
+
+    def domain(self, i: int) -> str:
+        return self.domains[i] if self.domains else "real"
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """Everything about one op.
+
+    name      registry name (NumPy's where one exists)
+    operands  operand names, in argument order (the builder function's positional params)
+    attrs     attribute name -> Attr; also keyword params of the builder function
+    infer     (operand specs, attrs) -> output spec; raises ShapeError-worthy ValueError
+    emit      EmitContext -> NumPy expression (str) of precedence `prec`
+    vjp       the VJP rule (see module docstring); None: no gradient flows through the op
+    formula   the VJP rule in words, e.g. "dx = g * (1 - y**2)"
+    tests     finite-difference test cases; an empty tuple fails the suite
+    kernel    name of a helper template in templates/kernels/, included when the op is used
+    """
+
+    name: str
+    operands: tuple[str, ...]
+    infer: Callable[[Sequence[TensorSpec], dict], TensorSpec]
+    emit: Callable[[Any], str]
+    vjp: Callable | None
+    formula: str
+    tests: tuple[TestCase, ...]
+    attrs: dict[str, Attr] = field(default_factory=dict)
+    prec: int | Callable[[dict], int] = ATOM
+    kernel: str | None = None
+    doc: str = ""
+    leaf: bool = False
+
+    def check_attrs(self, node: str, given: dict) -> dict:
+        """Fill defaults and validate `given`; returns the canonical attrs dict."""
+        unknown = sorted(set(given) - set(self.attrs))
+        if unknown:
+            raise AttrError(
+                f"node {node!r} (op {self.name}): unknown attribute {unknown[0]!r}; "
+                f"{self.name} takes {sorted(self.attrs) or 'no attributes'}"
+            )
+        out = {}
+        for key, spec in self.attrs.items():
+            if key not in given:
+                if spec.default is REQUIRED:
+                    raise AttrError(f"node {node!r} (op {self.name}): missing attribute {key!r}")
+                out[key] = spec.default
+                continue
+            try:
+                out[key] = spec.convert(given[key])
+            except (TypeError, ValueError) as exc:
+                raise AttrError(
+                    f"node {node!r} (op {self.name}): attribute {key}={given[key]!r}: {exc}"
+                ) from None
+        return out
+
+
+REGISTRY: dict[str, OpDef] = {}
+
+
+def register(op: OpDef) -> OpDef:
+    """Add `op` to the registry (each name once)."""
+    if op.name in REGISTRY:
+        raise RuntimeError(f"op {op.name!r} registered twice")
+    REGISTRY[op.name] = op
+    return op
+
+
+def get_op(name: Any, node: str | None = None) -> OpDef:
+    """The OpDef called `name`, or an OpError suggesting the closest registered name."""
+    if isinstance(name, str) and name in REGISTRY:
+        return REGISTRY[name]
+    where = f"node {node!r}: " if node is not None else ""
+    close = difflib.get_close_matches(str(name), REGISTRY, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise OpError(f"{where}unknown op {name!r}{hint}")
+
+
+# ---- attribute converters ------------------------------------------------------------
+
+
+def as_bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError("expected true or false")
+    return v
+
+
+def as_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError("expected an integer")
+    return v
+
+
+def as_number(v: Any) -> float | int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError("expected a number")
+    return v
+
+
+def as_axes(v: Any) -> tuple[int, ...] | None:
+    """None, an int, or a sequence of ints -> None or a tuple of ints."""
+    if v is None:
+        return None
+    if isinstance(v, (list, tuple)):
+        return tuple(as_int(a) for a in v)
+    return (as_int(v),)
+
+
+def as_int_tuple(v: Any) -> tuple[int, ...]:
+    if not isinstance(v, (list, tuple)):
+        raise ValueError("expected a list of integers")
+    return tuple(as_int(a) for a in v)
+
+
+def as_shape(v: Any) -> Shape:
+    """A shape: a sequence of non-negative ints and symbolic-dim names (or -1 for reshape)."""
+    if not isinstance(v, (list, tuple)):
+        raise ValueError("expected a list of dims")
+    out = []
+    for d in v:
+        if isinstance(d, str):
+            if not d:
+                raise ValueError("a symbolic dim needs a non-empty name")
+        elif isinstance(d, bool) or not isinstance(d, int) or d < -1:
+            raise ValueError(f"dim {d!r} is not a non-negative int or a symbolic name")
+        out.append(d)
+    return tuple(out)
+
+
+def one_of(*choices: str) -> Callable[[Any], str]:
+    def convert(v: Any) -> str:
+        if v not in choices:
+            raise ValueError(f"expected one of {list(choices)}")
+        return v
+
+    return convert
