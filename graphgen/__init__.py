@@ -1,12 +1,12 @@
 """graphgen: compile a computation graph into standalone NumPy forward and backward code.
 
-    import graphgen as gg
-    g = gg.Graph("mlp")
-    x = g.input("x", ("batch", 784)); y = g.input("y", ("batch",), dtype="int64")
-    W, b = g.param("W", (784, 10)), g.param("b", (10,))
-    g.output(gg.softmax_cross_entropy(x @ W + b, y))
-    model = gg.compile(g)
-    loss, grads = model.value_and_grad(x=..., y=..., W=..., b=...)
+import graphgen as gg
+g = gg.Graph("mlp")
+x = g.input("x", ("batch", 784)); y = g.input("y", ("batch",), dtype="int64")
+W, b = g.param("W", (784, 10)), g.param("b", (10,))
+g.output(gg.softmax_cross_entropy(x @ W + b, y))
+model = gg.compile(g)
+loss, grads = model.value_and_grad(x=..., y=..., W=..., b=...)
 """
 
 __version__ = "0.1.0"

@@ -37,11 +37,15 @@ class Model:
 
     def _args(self, args: tuple, kwargs: dict) -> list:
         if len(args) > len(self.inputs):
-            raise TypeError(f"{self.name}: expected at most {len(self.inputs)} inputs {list(self.inputs)}, got {len(args)}")
+            raise TypeError(
+                f"{self.name}: expected at most {len(self.inputs)} inputs {list(self.inputs)}, got {len(args)}"
+            )
         values = dict(zip(self.inputs, args))
         for key, value in kwargs.items():
             if key not in self.inputs:
-                raise TypeError(f"{self.name}: unknown input {key!r}; inputs are {list(self.inputs)}")
+                raise TypeError(
+                    f"{self.name}: unknown input {key!r}; inputs are {list(self.inputs)}"
+                )
             if key in values:
                 raise TypeError(f"{self.name}: input {key!r} given twice")
             values[key] = value
@@ -66,7 +70,9 @@ class Model:
     def vjp(self, *args: Any, cotangent: Any, **kwargs: Any) -> tuple[Any, dict]:
         """(outputs, grads) where grads are those of <cotangent, first output>."""
         if not hasattr(self.module, "vjp"):
-            raise TypeError(f"{self.name}: nothing to differentiate (empty wrt or non-float output)")
+            raise TypeError(
+                f"{self.name}: nothing to differentiate (empty wrt or non-float output)"
+            )
         return self.module.vjp(*self._args(args, kwargs), cotangent)
 
     def save(self, path: str | os.PathLike) -> Path:

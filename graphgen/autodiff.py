@@ -57,7 +57,9 @@ def check_wrt(graph: nx.MultiDiGraph, wrt: list[str] | None) -> list[str]:
         if data["op"] not in ("input", "param"):
             raise WrtError(f"wrt name {name!r} is a {data['op']} node, not an input or param leaf")
         if data["dtype"] not in ("float32", "float64"):
-            raise WrtError(f"wrt name {name!r} has dtype {data['dtype']}: only float leaves have gradients")
+            raise WrtError(
+                f"wrt name {name!r} has dtype {data['dtype']}: only float leaves have gradients"
+            )
     return names
 
 
@@ -72,7 +74,9 @@ def build_joint(forward: nx.MultiDiGraph, wrt: list[str], seed_input: bool = Fal
     out = forward.graph["outputs"][0]
     out_spec = spec(forward, out)
     if not out_spec.is_float:
-        raise GraphError(f"output {out!r} has dtype {out_spec.dtype}: only a float output can be differentiated")
+        raise GraphError(
+            f"output {out!r} has dtype {out_spec.dtype}: only a float output can be differentiated"
+        )
     with b.tagged(role="backward", rule="seed", vjp_of=out):
         if seed_input:
             seed = b.input(_free_name(joint, COTANGENT_INPUT), out_spec.shape, out_spec.dtype)
@@ -133,7 +137,9 @@ def _accumulate(b: Graph, node: str, parts: list[Tensor]) -> Tensor:
     return total
 
 
-def _propagate(b: Graph, forward: nx.MultiDiGraph, node: str, g: Tensor, active: set[str], cotangents) -> None:
+def _propagate(
+    b: Graph, forward: nx.MultiDiGraph, node: str, g: Tensor, active: set[str], cotangents
+) -> None:
     """Apply `node`'s VJP rule to its total cotangent `g`; add the results to its operands."""
     data = forward.nodes[node]
     op = get_op(data["op"])
@@ -143,7 +149,9 @@ def _propagate(b: Graph, forward: nx.MultiDiGraph, node: str, g: Tensor, active:
     with b.tagged(role="backward", rule=op.name, vjp_of=node):
         outs = op.vjp(g, b.tensor(node), [b.tensor(a) for a in args], data["attrs"])
     if len(outs) != len(args):
-        raise GraphError(f"the VJP rule of {op.name} returned {len(outs)} cotangents for {len(args)} operands")
+        raise GraphError(
+            f"the VJP rule of {op.name} returned {len(outs)} cotangents for {len(args)} operands"
+        )
     for i, (arg, cot) in enumerate(zip(args, outs)):
         if cot is None or arg not in active:
             continue
@@ -160,7 +168,9 @@ def _tag_cotangent(b: Graph, cot: Tensor, node: str, i: int) -> None:
 
 
 def _compatible(a: tuple, b: tuple) -> bool:
-    return len(a) == len(b) and all(x == y or isinstance(x, str) != isinstance(y, str) for x, y in zip(a, b))
+    return len(a) == len(b) and all(
+        x == y or isinstance(x, str) != isinstance(y, str) for x, y in zip(a, b)
+    )
 
 
 def unbroadcast(t: Tensor, shape: tuple) -> Tensor:

@@ -251,7 +251,9 @@ def _lift(graph: Graph, value: Any, like: Sequence[Any]) -> Tensor:
         dtype = "bool"
     elif floats:
         dtype = floats[0]
-    elif isinstance(value, float) or (isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)):
+    elif isinstance(value, float) or (
+        isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)
+    ):
         dtype = "float64"
     else:
         dtype = dtypes[0] if dtypes and dtypes[0] != "bool" else "int64"

@@ -31,7 +31,9 @@ class GradcheckReport:
         lines = [head]
         for name, r in self.rows.items():
             verdict = "ok" if r["ok"] else "FAIL"
-            lines.append(f"{name:<16} {r['checks']:>7} {r['max_abs']:>12.3e} {r['max_rel']:>12.3e}  {verdict}")
+            lines.append(
+                f"{name:<16} {r['checks']:>7} {r['max_abs']:>12.3e} {r['max_rel']:>12.3e}  {verdict}"
+            )
         return "\n".join(lines)
 
 
@@ -61,18 +63,27 @@ def gradcheck(
         grad = np.asarray(analytic[name], dtype=np.float64)
         x = values[name]
         if grad.shape != x.shape:
-            raise GradcheckError(f"gradient of {name!r} has shape {grad.shape}, input has {x.shape}")
+            raise GradcheckError(
+                f"gradient of {name!r} has shape {grad.shape}, input has {x.shape}"
+            )
         probes = _probes(x.shape, exhaustive_limit, directions, rng)
         worst_abs = worst_rel = 0.0
         ok = True
         for v in probes:
-            numeric = (f({**values, name: x + eps * v}) - f({**values, name: x - eps * v})) / (2 * eps)
+            numeric = (f({**values, name: x + eps * v}) - f({**values, name: x - eps * v})) / (
+                2 * eps
+            )
             exact = float(np.sum(grad * v))
             err = abs(exact - numeric)
             worst_abs = max(worst_abs, err)
             worst_rel = max(worst_rel, err / max(abs(numeric), abs(exact), 1e-12))
             ok &= bool(err <= atol + rtol * abs(numeric))
-        report.rows[name] = {"checks": len(probes), "max_abs": worst_abs, "max_rel": worst_rel, "ok": ok}
+        report.rows[name] = {
+            "checks": len(probes),
+            "max_abs": worst_abs,
+            "max_rel": worst_rel,
+            "ok": ok,
+        }
     if raise_on_failure and not report.ok:
         raise GradcheckError("gradients disagree with finite differences:\n" + str(report))
     return report
@@ -111,3 +122,31 @@ def _probes(shape: tuple, limit: int, directions: int, rng) -> list[np.ndarray]:
         basis = np.eye(size).reshape((size, *shape)) if size else np.zeros((0, *shape))
         return list(basis)
     return [rng.standard_normal(shape) for _ in range(directions)]
+
+
+def sample(shape: tuple, dtype: str, domain: str, rng: np.random.Generator) -> np.ndarray:
+    """A random array of `shape` and `dtype` inside an op's input domain.
+
+    domain: "real" (standard normal), "positive" (in [0.5, 2]), "nonzero" (|x| in [0.5, 2]),
+    "distinct" (well-separated values, so max/min have no ties within a finite-difference
+    step), "unit" (in (0.05, 0.95)), "bool", or "int:N" (integers in [0, N)).
+    """
+    shape = tuple(shape)
+    if domain.startswith("int:"):
+        return rng.integers(0, int(domain[4:]), size=shape).astype(np.int64)
+    if domain == "bool" or dtype == "bool":
+        return rng.random(shape) < 0.5
+    if dtype == "int64":
+        return rng.integers(-3, 4, size=shape).astype(np.int64)
+    if domain == "positive":
+        x = rng.uniform(0.5, 2.0, shape)
+    elif domain == "nonzero":
+        x = rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+    elif domain == "distinct":
+        n = int(np.prod(shape))
+        x = (rng.permutation(n) * 0.25 - n * 0.125 + rng.uniform(-0.05, 0.05, n)).reshape(shape)
+    elif domain == "unit":
+        x = rng.uniform(0.05, 0.95, shape)
+    else:
+        x = rng.standard_normal(shape)
+    return np.asarray(x, dtype=dtype)

@@ -43,7 +43,11 @@ def template_env() -> jinja2.Environment:
     else:  # pragma: no cover - a broken installation
         raise RuntimeError(f"graphgen templates not found next to {here} ({resources.__name__})")
     return jinja2.Environment(
-        loader=loader, keep_trailing_newline=True, autoescape=False, trim_blocks=True, lstrip_blocks=True
+        loader=loader,
+        keep_trailing_newline=True,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
 
 
@@ -108,7 +112,13 @@ class EmitContext:
 class FunctionEmitter:
     """Emits the body of one function computing `targets` of `graph`."""
 
-    def __init__(self, graph: nx.MultiDiGraph, targets: list[str], inputs: list[str], param_names: dict[str, str]):
+    def __init__(
+        self,
+        graph: nx.MultiDiGraph,
+        targets: list[str],
+        inputs: list[str],
+        param_names: dict[str, str],
+    ):
         self.graph = graph
         self.targets = targets
         self.order = topological_order(graph)
@@ -194,7 +204,11 @@ class FunctionEmitter:
 
     # statements
     def body(self, release: bool = True, comments: bool = True) -> Body:
-        statements = [n for n in self.order if n not in self.inlined and self.graph.nodes[n]["op"] not in ("input", "param")]
+        statements = [
+            n
+            for n in self.order
+            if n not in self.inlined and self.graph.nodes[n]["op"] not in ("input", "param")
+        ]
         rendered = [(n, self.render(n)[0]) for n in statements]
         last_use = self._last_uses(statements)
         lines: list[str] = []
@@ -205,7 +219,10 @@ class FunctionEmitter:
             dead = [self.names[v] for v in last_use.get(i, [])]
             if release and dead:
                 lines.append("del " + ", ".join(dead))
-        bindings = [f"{name} = {self.names[self.dim_sources[d][0]]}.shape[{self.dim_sources[d][1]}]" for d, name in self.dims.items()]
+        bindings = [
+            f"{name} = {self.names[self.dim_sources[d][0]]}.shape[{self.dim_sources[d][1]}]"
+            for d, name in self.dims.items()
+        ]
         results = {t: self.expr(t)[0] for t in self.targets}
         return Body(bindings + lines, results, self.kernels)
 
@@ -214,7 +231,9 @@ class FunctionEmitter:
         for i, node in enumerate(statements):
             for v in self.reads(node):
                 last[v] = i
-        keep = set(self.targets) | {n for n in self.order if self.graph.nodes[n]["op"] in ("input", "param")}
+        keep = set(self.targets) | {
+            n for n in self.order if self.graph.nodes[n]["op"] in ("input", "param")
+        }
         by_index: dict[int, list[str]] = {}
         for v, i in last.items():
             if v not in keep:
@@ -227,7 +246,9 @@ class FunctionEmitter:
             return []
         rule, fwd = data.get("rule"), data.get("vjp_of")
         if rule == "fan-out":
-            return [f"{self.names[node]}: {self.names[fwd]} has several uses; fan-out sums their cotangents"]
+            return [
+                f"{self.names[node]}: {self.names[fwd]} has several uses; fan-out sums their cotangents"
+            ]
         if rule == "zero":
             return [f"{self.names[fwd]} does not affect the output: its gradient is zero"]
         if rule == "seed" or fwd not in self.graph:

@@ -1,7 +1,7 @@
 """The pipeline, one stage after another: IR -> autodiff -> passes -> codegen -> source.
 
-    validate/infer -> wrt -> build_joint (value_and_grad, vjp) -> simplify -> prune
-    -> one FunctionEmitter per function -> templates/module.py.j2 -> black
+validate/infer -> wrt -> build_joint (value_and_grad, vjp) -> simplify -> prune
+-> one FunctionEmitter per function -> templates/module.py.j2 -> black
 """
 
 from __future__ import annotations
@@ -54,29 +54,46 @@ def compile_source(graph: Any, wrt: Any = None) -> Compiled:
     if differentiable and spec(forward, outputs[0]).shape == ():
         joint = build_joint(forward, wrt)
         body, grads = _emit_joint(joint, outputs, wrt, inputs, params)
-        functions.append(_function("value_and_grad", body, params, inputs, outputs, grads, _VAG_DOC))
+        functions.append(
+            _function("value_and_grad", body, params, inputs, outputs, grads, _VAG_DOC)
+        )
         kernels |= body.kernels
     if differentiable:
         vjp = build_joint(forward, wrt, seed_input=True)
         seed_param = "cotangent"  # reserved: no graph name can take it
-        body, grads = _emit_joint(vjp, outputs, wrt, inputs + [vjp.seed], {**params, vjp.seed: seed_param})
-        fn = _function("vjp", body, params, inputs, outputs, grads, _VJP_DOC, extra_param=seed_param)
+        body, grads = _emit_joint(
+            vjp, outputs, wrt, inputs + [vjp.seed], {**params, vjp.seed: seed_param}
+        )
+        fn = _function(
+            "vjp", body, params, inputs, outputs, grads, _VJP_DOC, extra_param=seed_param
+        )
         functions.append(fn)
         kernels |= body.kernels
 
-    source = template_env().get_template("module.py.j2").render(
-        docstring=_module_doc(forward, inputs, outputs, wrt, [f["name"] for f in functions]),
-        inputs=repr(tuple(inputs)),
-        outputs=repr(tuple(outputs)),
-        wrt=repr(tuple(wrt)),
-        input_specs=repr({n: {"shape": tuple(spec(forward, n).shape), "dtype": spec(forward, n).dtype} for n in inputs}),
-        kernels=[kernel_source(k) for k in sorted(kernels)],
-        functions=[_finish(f) for f in functions],
+    source = (
+        template_env()
+        .get_template("module.py.j2")
+        .render(
+            docstring=_module_doc(forward, inputs, outputs, wrt, [f["name"] for f in functions]),
+            inputs=repr(tuple(inputs)),
+            outputs=repr(tuple(outputs)),
+            wrt=repr(tuple(wrt)),
+            input_specs=repr(
+                {
+                    n: {"shape": tuple(spec(forward, n).shape), "dtype": spec(forward, n).dtype}
+                    for n in inputs
+                }
+            ),
+            kernels=[kernel_source(k) for k in sorted(kernels)],
+            functions=[_finish(f) for f in functions],
+        )
     )
     return Compiled(format_source(source), forward, wrt, inputs, joint)
 
 
-def _emit(graph: nx.MultiDiGraph, targets: list[str], inputs: list[str], params: dict[str, str]) -> Body:
+def _emit(
+    graph: nx.MultiDiGraph, targets: list[str], inputs: list[str], params: dict[str, str]
+) -> Body:
     return FunctionEmitter(graph, targets, inputs, params).body()
 
 
@@ -100,7 +117,9 @@ def _emit_joint(joint: Joint, outputs, wrt, inputs, params) -> tuple[Body, dict[
     return body, grads
 
 
-def _function(name, body: Body, params, inputs, outputs, grads=None, doc="", extra_param=None) -> dict:
+def _function(
+    name, body: Body, params, inputs, outputs, grads=None, doc="", extra_param=None
+) -> dict:
     values = [body.results[o] for o in outputs]
     value = values[0] if len(values) == 1 else "(" + ", ".join(values) + ",)"
     ret = value
@@ -132,7 +151,9 @@ def _module_doc(graph, inputs, outputs, wrt, functions) -> str:
         lines.append(f"    {doc_text(n)}: {spec(graph, n)} ({kind})")
     lines.append("Outputs:")
     lines += [f"    {doc_text(n)}: {spec(graph, n)}" for n in outputs]
-    lines.append("Differentiated with respect to: " + (", ".join(doc_text(w) for w in wrt) or "(nothing)"))
+    lines.append(
+        "Differentiated with respect to: " + (", ".join(doc_text(w) for w in wrt) or "(nothing)")
+    )
     lines.append("Functions: " + ", ".join(functions))
     return "\n".join(lines) + "\n"
 

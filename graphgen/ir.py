@@ -21,7 +21,9 @@ def validate(graph: Any) -> nx.MultiDiGraph:
     if hasattr(graph, "nx") and isinstance(graph.nx, nx.Graph):
         graph = graph.nx
     if not isinstance(graph, (nx.MultiDiGraph, nx.DiGraph)):
-        raise GraphError(f"expected a networkx DiGraph/MultiDiGraph or a gg.Graph, got {type(graph).__name__}")
+        raise GraphError(
+            f"expected a networkx DiGraph/MultiDiGraph or a gg.Graph, got {type(graph).__name__}"
+        )
     out = nx.MultiDiGraph()
     out.graph["name"] = str(graph.graph.get("name", "graph"))
     for node, data in graph.nodes(data=True):
@@ -33,7 +35,9 @@ def validate(graph: Any) -> nx.MultiDiGraph:
             raise CycleError(f"node {u!r} (op {out.nodes[u]['op']}) uses itself (a self-loop)")
         arg = data.get("arg")
         if isinstance(arg, bool) or not isinstance(arg, int):
-            raise OpError(f"edge {u!r} -> {v!r}: 'arg' must be an int operand position, got {arg!r}")
+            raise OpError(
+                f"edge {u!r} -> {v!r}: 'arg' must be an int operand position, got {arg!r}"
+            )
         out.add_edge(u, v, arg=arg)
     out.graph["outputs"] = _check_outputs(graph.graph.get("outputs"), out)
     _check_acyclic(out)
@@ -57,10 +61,14 @@ def _check_node(node: str, data: dict) -> dict:
             if -1 in shape:
                 raise ValueError("-1 is not a dim")
         except ValueError as exc:
-            raise ShapeError(f"node {node!r} (op {op.name}): shape {data.get('shape')!r}: {exc}") from None
+            raise ShapeError(
+                f"node {node!r} (op {op.name}): shape {data.get('shape')!r}: {exc}"
+            ) from None
         dtype = data.get("dtype", "float64")
         if dtype not in DTYPES:
-            raise ShapeError(f"node {node!r} (op {op.name}): dtype {dtype!r} is not one of {list(DTYPES)}")
+            raise ShapeError(
+                f"node {node!r} (op {op.name}): dtype {dtype!r} is not one of {list(DTYPES)}"
+            )
         clean.update(attrs={}, shape=shape, dtype=dtype)
     else:
         clean["attrs"] = op.check_attrs(node, attrs)
@@ -74,7 +82,9 @@ def _check_outputs(outputs: Any, graph: nx.MultiDiGraph) -> list[str]:
     if isinstance(outputs, str):
         outputs = [outputs]
     if not isinstance(outputs, (list, tuple)) or not outputs:
-        raise GraphError(f"graph {graph.graph['name']!r} has no outputs (graph attribute 'outputs')")
+        raise GraphError(
+            f"graph {graph.graph['name']!r} has no outputs (graph attribute 'outputs')"
+        )
     for o in outputs:
         if not isinstance(o, str) or o not in graph:
             raise GraphError(f"output {o!r} is not a node of graph {graph.graph['name']!r}")

@@ -14,9 +14,25 @@ import re
 GRAD_PREFIX = "d_"  # the cotangent of h1 is d_h1
 MAX_LENGTH = 40
 MODULE_NAMES = frozenset(
-    {"np", "numpy", "forward", "value_and_grad", "vjp", "INPUTS", "OUTPUTS", "WRT", "INPUT_SPECS", "cotangent"}
+    {
+        "np",
+        "numpy",
+        "forward",
+        "value_and_grad",
+        "vjp",
+        "INPUTS",
+        "OUTPUTS",
+        "WRT",
+        "INPUT_SPECS",
+        "cotangent",
+    }
 )
-_RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | MODULE_NAMES
+_RESERVED = (
+    frozenset(keyword.kwlist)
+    | frozenset(keyword.softkwlist)
+    | frozenset(dir(builtins))
+    | MODULE_NAMES
+)
 
 
 def to_identifier(text: str) -> str:

@@ -39,7 +39,9 @@ def _call(fn: str) -> Callable:
     return lambda e: f"{fn}({e.arg(0)})"
 
 
-def unary(name: str, emit, vjp, formula: str, domain: str = "real", prec: int = ATOM, doc: str = ""):
+def unary(
+    name: str, emit, vjp, formula: str, domain: str = "real", prec: int = ATOM, doc: str = ""
+):
     register(
         OpDef(
             name=name,
@@ -276,7 +278,7 @@ register(
         vjp=_astype_vjp,
         formula="dx = g cast back to x's dtype (float to float only)",
         tests=(
-            TestCase(shapes=((3, 4),), attrs={"dtype": "float32"}),
+            TestCase(shapes=((3, 4),), attrs={"dtype": "float64"}),
             TestCase(shapes=((3,),), attrs={"dtype": "int64"}),
         ),
         doc="cast to dtype",

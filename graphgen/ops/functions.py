@@ -11,7 +11,7 @@ import inspect
 from typing import Any, Callable
 
 from ..builder import Tensor, apply
-from .registry import REQUIRED, REGISTRY, OpDef
+from .registry import REGISTRY, REQUIRED, OpDef
 
 _CACHE: dict[str, Callable[..., Tensor]] = {}
 
@@ -38,7 +38,9 @@ def make_builder(op: OpDef) -> Callable[..., Tensor]:
     params = [inspect.Parameter(o, inspect.Parameter.POSITIONAL_ONLY) for o in op.operands]
     for key, spec in op.attrs.items():
         default = inspect.Parameter.empty if spec.default is REQUIRED else spec.default
-        params.append(inspect.Parameter(key, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default))
+        params.append(
+            inspect.Parameter(key, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
+        )
     params.append(inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=None))
     build.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     build.__name__ = build.__qualname__ = op.name

@@ -126,7 +126,10 @@ register(
         prec=const_prec,
         vjp=None,
         formula="(constant: no cotangent)",
-        tests=(TestCase(shapes=()),),
+        tests=(
+            TestCase(shapes=(), attrs={"value": [[1.0, -2.5], [0.0, 3.0]]}),
+            TestCase(shapes=(), attrs={"value": 7}),
+        ),
         doc="a number or nested list, emitted from numbers only",
     )
 )

@@ -100,9 +100,7 @@ for _name, _infer, _vjp, _formula, _domain in (
             emit=_emit_reduce(f"np.{_name}"),
             vjp=_vjp,
             formula=_formula,
-            tests=tuple(
-                TestCase(shapes=(s,), attrs=a, domains=(_domain,)) for s, a in _AXIS_CASES
-            ),
+            tests=tuple(TestCase(shapes=(s,), attrs=a, domains=(_domain,)) for s, a in _AXIS_CASES),
             doc=f"np.{_name}(x, axis, keepdims)",
         )
     )

@@ -64,7 +64,12 @@ def _fold_constants(graph, node, args):
     """The value of a float scalar op whose operands are all scalar consts, else None."""
     data = graph.nodes[node]
     values = [_scalar_const(graph, a) for a in args]
-    if not args or None in values or data["shape"] != () or data["dtype"] not in ("float32", "float64"):
+    if (
+        not args
+        or None in values
+        or data["shape"] != ()
+        or data["dtype"] not in ("float32", "float64")
+    ):
         return None
     try:
         if data["op"] == "negative":
