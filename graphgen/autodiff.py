@@ -83,7 +83,8 @@ def build_joint(forward: nx.MultiDiGraph, wrt: list[str], seed_input: bool = Fal
         else:
             if out_spec.shape != ():
                 raise GraphError(
-                    f"output {out!r} has shape {out_spec.shape}: value_and_grad needs a scalar; use vjp"
+                    f"output {out!r} has shape {out_spec.shape}: "
+                    "value_and_grad needs a scalar; use vjp"
                 )
             seed = b.const(1.0, dtype=out_spec.dtype)
     active = _active_nodes(forward, wrt, out)

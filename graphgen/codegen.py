@@ -247,7 +247,8 @@ class FunctionEmitter:
         rule, fwd = data.get("rule"), data.get("vjp_of")
         if rule == "fan-out":
             return [
-                f"{self.names[node]}: {self.names[fwd]} has several uses; fan-out sums their cotangents"
+                f"{self.names[node]}: {self.names[fwd]} has several uses; "
+                "fan-out sums their cotangents"
             ]
         if rule == "zero":
             return [f"{self.names[fwd]} does not affect the output: its gradient is zero"]

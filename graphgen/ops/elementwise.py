@@ -149,20 +149,20 @@ def binary(name, symbol, prec, vjp, formula, domains=("real", "real"), infer=_ar
     )
 
 
-binary("add", "+", ADD, lambda g, out, args, attrs: (g, g), "dx1 = g, dx2 = g (each unbroadcast)")
+binary("add", "+", ADD, lambda g, out, args, attrs: (g, g), "dx1 = g, dx2 = g")
 binary(
     "subtract",
     "-",
     ADD,
     lambda g, out, args, attrs: (g, -g),
-    "dx1 = g, dx2 = -g (each unbroadcast)",
+    "dx1 = g, dx2 = -g",
 )
 binary(
     "multiply",
     "*",
     MUL,
     lambda g, out, args, attrs: (g * args[1], g * args[0]),
-    "dx1 = g * x2, dx2 = g * x1 (Hadamard products, unbroadcast)",
+    "dx1 = g * x2, dx2 = g * x1  (Hadamard products)",
 )
 binary(
     "divide",

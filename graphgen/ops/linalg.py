@@ -74,7 +74,7 @@ register(
         emit=lambda e: f"{e.arg(0, MUL)} @ {e.arg(1, MUL + 1)}",
         prec=MUL,
         vjp=_matmul_vjp,
-        formula="dx1 = g @ x2^T, dx2 = x1^T @ g (batch dims unbroadcast)",
+        formula="dx1 = g @ x2^T, dx2 = x1^T @ g",
         tests=(
             TestCase(shapes=((3, 4), (4, 5))),
             TestCase(shapes=((4,), (4, 5))),

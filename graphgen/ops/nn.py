@@ -107,7 +107,7 @@ register(
         emit=lambda e: f"_softmax_cross_entropy({e.arg(0)}, {e.arg(1)}, {e.attrs['reduction']!r})",
         kernel="softmax_cross_entropy",
         vjp=_sce_vjp,
-        formula="dlogits = (softmax(logits) - onehot(labels)) * g / N  (fused; N for mean)",
+        formula="dlogits = (softmax(logits) - onehot(labels)) * g / N",
         tests=(
             TestCase(shapes=((4, 5), (4,)), domains=("real", "int:5")),
             TestCase(shapes=((4, 3), (4,)), attrs={"reduction": "sum"}, domains=("real", "int:3")),
@@ -115,7 +115,8 @@ register(
                 shapes=((2, 3, 4), (2, 3)), attrs={"reduction": "none"}, domains=("real", "int:4")
             ),
         ),
-        doc="softmax cross-entropy of logits (..., C) against int labels (...)",
+        doc="softmax cross-entropy of logits (..., C) against int labels (...); fused VJP "
+        "(N: the number of labels for mean, 1 for sum and none)",
     )
 )
 

@@ -1,0 +1,27 @@
+"""Graphs shared by several tests."""
+
+import graphgen as gg
+
+
+def mlp(n_in: int = 6, n_hidden: int = 5, n_out: int = 4, dtype: str = "float64") -> gg.Graph:
+    """DESIGN.md's MLP: tanh hidden layer, softmax cross-entropy, symbolic batch."""
+    g = gg.Graph("mlp")
+    x = g.input("x", ("batch", n_in), dtype)
+    y = g.input("y", ("batch",), dtype="int64")
+    W1, b1 = g.param("W1", (n_in, n_hidden), dtype), g.param("b1", (n_hidden,), dtype)
+    W2, b2 = g.param("W2", (n_hidden, n_out), dtype), g.param("b2", (n_out,), dtype)
+    h1 = gg.tanh(gg.add(x @ W1, b1, name="z1"), name="h1")
+    logits = gg.add(h1 @ W2, b2, name="logits")
+    g.output(gg.softmax_cross_entropy(logits, y, name="loss"))
+    return g
+
+
+def mlp_inputs(rng, batch: int = 7, n_in: int = 6, n_hidden: int = 5, n_out: int = 4) -> dict:
+    return {
+        "x": rng.standard_normal((batch, n_in)),
+        "y": rng.integers(0, n_out, batch),
+        "W1": rng.standard_normal((n_in, n_hidden)) * 0.5,
+        "b1": rng.standard_normal(n_hidden) * 0.1,
+        "W2": rng.standard_normal((n_hidden, n_out)) * 0.5,
+        "b2": rng.standard_normal(n_out) * 0.1,
+    }
