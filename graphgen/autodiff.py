@@ -23,7 +23,7 @@ from .errors import GraphError, WrtError
 from .ir import spec
 from .ops import functions as F
 from .ops.registry import get_op
-from .schedule import operands, topological_order
+from .schedule import operand_slots, topological_order
 
 SEED = "seed"
 COTANGENT_INPUT = "cotangent"
@@ -144,11 +144,12 @@ def _propagate(
     """Apply `node`'s VJP rule to its total cotangent `g`; add the results to its operands."""
     data = forward.nodes[node]
     op = get_op(data["op"])
-    args = operands(forward, node)
+    args = operand_slots(forward, node, len(op.operands))  # None: an absent optional operand
     if op.vjp is None or not any(a in active for a in args):
         return
+    handles = [None if a is None else b.tensor(a) for a in args]
     with b.tagged(role="backward", rule=op.name, vjp_of=node):
-        outs = op.vjp(g, b.tensor(node), [b.tensor(a) for a in args], data["attrs"])
+        outs = op.vjp(g, b.tensor(node), handles, data["attrs"])
     if len(outs) != len(args):
         raise GraphError(
             f"the VJP rule of {op.name} returned {len(outs)} cotangents for {len(args)} operands"

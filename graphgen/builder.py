@@ -76,21 +76,28 @@ class Graph:
     # ---- op nodes ----------------------------------------------------------------------
 
     def apply(
-        self, op: str, operands: Sequence[Tensor], attrs: dict, name: str | None = None
+        self, op: str, operands: Sequence[Tensor | None], attrs: dict, name: str | None = None
     ) -> Tensor:
-        """Add a node applying `op` to `operands`; validates attrs and infers its spec."""
+        """Add a node applying `op` to `operands`; validates attrs and infers its spec.
+
+        An optional operand (OpDef.optional) may be None: the node gets no edge there.
+        """
         opdef = get_op(op)
         node = self._new_id(name, op)
+        for i, t in enumerate(operands):
+            if t is None and (i >= len(opdef.operands) or opdef.operands[i] not in opdef.optional):
+                raise GraphError(f"node {node!r} (op {op}): operand {i} is missing")
         attrs = opdef.check_attrs(node, attrs)
-        specs = [t.spec for t in operands]
+        specs = [None if t is None else t.spec for t in operands]
         try:
             spec = opdef.infer(specs, attrs)
         except ValueError as exc:
-            shapes = ", ".join(f"{t.id}: {t.spec}" for t in operands)
+            shapes = ", ".join(f"{t.id}: {t.spec}" for t in operands if t is not None)
             raise ShapeError(f"node {node!r} (op {op}): {exc} [operands {shapes}]") from None
         self.nx.add_node(node, op=op, attrs=attrs, shape=spec.shape, dtype=spec.dtype, **self._tags)
         for i, t in enumerate(operands):
-            self.nx.add_edge(t.id, node, arg=i)
+            if t is not None:
+                self.nx.add_edge(t.id, node, arg=i)
         return Tensor(self, node)
 
     def _new_id(self, name: str | None, op: str) -> str:
@@ -239,9 +246,12 @@ def _graph_of(values: Sequence[Any]) -> Graph:
     return next(iter(graphs.values()))
 
 
-def _lift(graph: Graph, value: Any, like: Sequence[Any]) -> Tensor:
-    """A Python scalar operand as a scalar const of the tensors' dtype (never upcasting)."""
-    if isinstance(value, Tensor):
+def _lift(graph: Graph, value: Any, like: Sequence[Any]) -> Tensor | None:
+    """A Python scalar operand as a scalar const of the tensors' dtype (never upcasting).
+
+    None (an omitted optional operand) stays None.
+    """
+    if value is None or isinstance(value, Tensor):
         return value
     if not isinstance(value, numbers.Number) or isinstance(value, complex):
         raise GraphError(f"operand {value!r} is neither a graph Tensor nor a real number")

@@ -24,7 +24,7 @@ from .ir import spec
 from .naming import GRAD_PREFIX, Namespace
 from .ops.registry import ATOM, Dim, get_op
 from .ops.shapes import fmt_shape
-from .schedule import operands, topological_order
+from .schedule import operand_slots, operands, topological_order
 
 _AUTO_ID = re.compile(r"^(?P<op>[a-z_0-9]+)_\d+$")
 
@@ -77,15 +77,18 @@ class EmitContext:
 
     def __init__(self, fn: FunctionEmitter, node: str):
         self._fn = fn
-        self._args = operands(fn.graph, node)
         data = fn.graph.nodes[node]
+        # by position; None where an optional operand is absent
+        self._args = operand_slots(fn.graph, node, len(get_op(data["op"]).operands))
         self.attrs = data.get("attrs") or {}
         self.out = spec(fn.graph, node)
-        self.ins = [spec(fn.graph, a) for a in self._args]
+        self.ins = [None if a is None else spec(fn.graph, a) for a in self._args]
         self.name = fn.names.get(node, "")
 
     def arg(self, i: int, min_prec: int = 0) -> str:
         """Operand i as source, parenthesized if it binds looser than `min_prec`."""
+        if self._args[i] is None:
+            raise ValueError(f"operand {i} is absent (check e.ins[{i}] is None first)")
         text, prec = self._fn.expr(self._args[i])
         return f"({text})" if prec < min_prec else text
 
@@ -186,8 +189,7 @@ class FunctionEmitter:
 
     def render(self, node: str) -> tuple[str, int]:
         op = get_op(self.graph.nodes[node]["op"])
-        if op.kernel:
-            self.kernels.add(op.kernel)
+        self.kernels.update(op.kernels)
         e = EmitContext(self, node)
         prec = op.prec(e.attrs) if callable(op.prec) else op.prec
         return op.emit(e), prec
@@ -259,8 +261,10 @@ class FunctionEmitter:
     def _vjp_comment(self, node: str, data: dict, fwd: str) -> str:
         """`matmul VJP for W2: dx2 = x1^T @ g  | x1=h1 (batch, 5), x2=W2 (5, 3) -> (batch, 3)`."""
         op = get_op(self.graph.nodes[fwd]["op"])
-        args = operands(self.graph, fwd)
-        where = ", ".join(f"{name}={self._describe(a)}" for name, a in zip(op.operands, args))
+        args = operand_slots(self.graph, fwd, len(op.operands))
+        where = ", ".join(
+            f"{name}={self._describe(a)}" for name, a in zip(op.operands, args) if a is not None
+        )
         where += f" -> {self._describe(fwd)}"
         i = data.get("cot_arg")
         if i is None or i >= len(args):

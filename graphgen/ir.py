@@ -13,7 +13,7 @@ import networkx as nx
 
 from .errors import CycleError, GraphError, OpError, ShapeError
 from .ops.registry import DTYPES, TensorSpec, as_shape, get_op
-from .schedule import operands, topological_order
+from .schedule import operand_slots, operands, topological_order
 
 
 def validate(graph: Any) -> nx.MultiDiGraph:
@@ -104,7 +104,10 @@ def _check_arity(graph: nx.MultiDiGraph, node: str) -> None:
     op = get_op(graph.nodes[node]["op"])
     args = sorted(a for _, _, a in graph.in_edges(node, data="arg"))
     want = list(range(len(op.operands)))
-    if args != want:
+    required = {i for i, o in enumerate(op.operands) if o not in op.optional}
+    if args != want and not (
+        len(set(args)) == len(args) and required <= set(args) <= set(want)
+    ):
         raise OpError(
             f"node {node!r} (op {op.name}) takes {len(want)} operand(s) "
             f"({', '.join(op.operands) or 'none'}), got argument positions {args}"
@@ -116,12 +119,12 @@ def _infer_node(graph: nx.MultiDiGraph, node: str) -> None:
     op = get_op(data["op"])
     if op.leaf:
         return
-    args = operands(graph, node)
-    specs = [spec(graph, a) for a in args]
+    args = operand_slots(graph, node, len(op.operands))
+    specs = [None if a is None else spec(graph, a) for a in args]
     try:
         result = op.infer(specs, data["attrs"])
     except ValueError as exc:
-        shapes = ", ".join(f"{a}: {s}" for a, s in zip(args, specs))
+        shapes = ", ".join(f"{a}: {s}" for a, s in zip(args, specs) if a is not None)
         raise ShapeError(f"node {node!r} (op {op.name}): {exc} [operands {shapes}]") from None
     data["shape"], data["dtype"] = result.shape, result.dtype
 

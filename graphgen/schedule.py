@@ -20,3 +20,12 @@ def operands(graph: nx.MultiDiGraph, node: str) -> list[str]:
     """The operand node ids of `node`, ordered by the edges' `arg` positions."""
     edges = sorted(graph.in_edges(node, data="arg"), key=lambda e: e[2])
     return [u for u, _, _ in edges]
+
+
+def operand_slots(graph: nx.MultiDiGraph, node: str, count: int) -> list[str | None]:
+    """The operand ids of `node` by position (0 .. count-1), None where an optional operand
+    is absent (an op with optional operands may have gaps in its edges' `arg` positions)."""
+    slots: list[str | None] = [None] * count
+    for u, _, i in graph.in_edges(node, data="arg"):
+        slots[i] = u
+    return slots

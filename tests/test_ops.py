@@ -29,6 +29,9 @@ def build_case(name: str, index: int, rng: np.random.Generator):
     g = gg.Graph(f"{name}_{index}")
     operands, inputs = [], {}
     for i, shape in enumerate(case.shapes):
+        if shape is None:  # an omitted optional operand
+            operands.append(None)
+            continue
         dtype = _dtype_for(case.domain(i))
         operands.append(g.input(f"a{i}", shape, dtype))
         inputs[f"a{i}"] = sample(shape, dtype, case.domain(i), rng)

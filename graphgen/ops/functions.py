@@ -17,30 +17,40 @@ _CACHE: dict[str, Callable[..., Tensor]] = {}
 
 
 def make_builder(op: OpDef) -> Callable[..., Tensor]:
-    """The public function that applies `op`."""
-    n_operands = len(op.operands)
-    attr_names = list(op.attrs)
+    """The public function that applies `op`.
+
+    Required operands are positional; optional operands (OpDef.optional) and attributes
+    follow, positionally in declaration order or by keyword. An omitted optional operand
+    is None: the node gets no edge at its position.
+    """
+    required = op.required
+    positional = list(op.operands) + list(op.attrs)
 
     def build(*args: Any, name: str | None = None, **kwargs: Any) -> Tensor:
-        if len(args) < n_operands:
-            missing = ", ".join(op.operands[len(args) :])
+        if len(args) < len(required):
+            missing = ", ".join(required[len(args) :])
             raise TypeError(f"{op.name}() missing operand(s): {missing}")
-        extra = args[n_operands:]
-        if len(extra) > len(attr_names):
-            raise TypeError(f"{op.name}() takes {n_operands} operand(s) and attrs {attr_names}")
-        attrs = dict(zip(attr_names, extra))
+        if len(args) > len(positional):
+            raise TypeError(
+                f"{op.name}() takes operand(s) {list(op.operands)} and attrs {list(op.attrs)}"
+            )
+        bound = dict(zip(positional, args))
         for key, value in kwargs.items():
-            if key in attrs:
-                raise TypeError(f"{op.name}() got attribute {key!r} twice")
-            attrs[key] = value
-        return apply(op.name, *args[:n_operands], name=name, **attrs)
+            if key in bound:
+                raise TypeError(f"{op.name}() got {key!r} twice")
+            bound[key] = value
+        operands = [bound.pop(o, None) for o in op.operands]
+        return apply(op.name, *operands, name=name, **bound)
 
-    params = [inspect.Parameter(o, inspect.Parameter.POSITIONAL_ONLY) for o in op.operands]
+    params = [inspect.Parameter(o, inspect.Parameter.POSITIONAL_ONLY) for o in required]
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    for o in op.optional:
+        params.append(inspect.Parameter(o, kind, default=None))
     for key, spec in op.attrs.items():
         default = inspect.Parameter.empty if spec.default is REQUIRED else spec.default
-        params.append(
-            inspect.Parameter(key, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
-        )
+        if default is inspect.Parameter.empty and params and params[-1].default is not default:
+            kind = inspect.Parameter.KEYWORD_ONLY  # a required attr after a defaulted one
+        params.append(inspect.Parameter(key, kind, default=default))
     params.append(inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=None))
     build.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     build.__name__ = build.__qualname__ = op.name

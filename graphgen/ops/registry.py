@@ -70,10 +70,11 @@ class TestCase:
     """One registry-driven gradient test: operand shapes, attrs and input domains.
 
     domain per operand: "real", "positive", "nonzero", "distinct" (no ties, for max),
-    "bool", or "int:N" (integers in [0, N), e.g. class labels).
+    "unit" (in (0.05, 0.95)), "bool", or "int:N" (integers in [0, N), e.g. class labels).
+    A shape of None omits an optional operand.
     """
 
-    shapes: tuple[Shape, ...]
+    shapes: tuple[Shape | None, ...]
     attrs: dict = field(default_factory=dict)
     domains: tuple[str, ...] | None = None
 
@@ -93,7 +94,11 @@ class OpDef:
     vjp       the VJP rule (see module docstring); None: no gradient flows through the op
     formula   the VJP rule in words, e.g. "dx = g * (1 - y**2)"
     tests     finite-difference test cases; an empty tuple fails the suite
-    kernel    name of a helper template in templates/kernels/, included when the op is used
+    kernel    name of a helper template in templates/kernels/ (or a tuple of names, for a
+              kernel that calls other kernels), each included once when the op is used
+    optional  trailing operands that may be omitted: the builder function gives them a
+              None default, the IR has no edge at their position, and infer, emit and
+              vjp see None in their place (specs, `e.ins`, `args`)
     """
 
     name: str
@@ -105,9 +110,22 @@ class OpDef:
     tests: tuple[TestCase, ...]
     attrs: dict[str, Attr] = field(default_factory=dict)
     prec: int | Callable[[dict], int] = ATOM
-    kernel: str | None = None
+    kernel: str | tuple[str, ...] | None = None
     doc: str = ""
     leaf: bool = False
+    optional: tuple[str, ...] = ()
+
+    @property
+    def kernels(self) -> tuple[str, ...]:
+        """The kernel templates the op's emitted code calls."""
+        if self.kernel is None:
+            return ()
+        return (self.kernel,) if isinstance(self.kernel, str) else tuple(self.kernel)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The operands that must be present."""
+        return tuple(o for o in self.operands if o not in self.optional)
 
     def check_attrs(self, node: str, given: dict) -> dict:
         """Fill defaults and validate `given`; returns the canonical attrs dict."""
@@ -140,6 +158,8 @@ def register(op: OpDef) -> OpDef:
     """Add `op` to the registry (each name once)."""
     if op.name in REGISTRY:
         raise RuntimeError(f"op {op.name!r} registered twice")
+    if op.optional and op.operands[len(op.operands) - len(op.optional) :] != op.optional:
+        raise RuntimeError(f"op {op.name!r}: optional operands must be the trailing operands")
     REGISTRY[op.name] = op
     return op
 
