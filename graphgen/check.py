@@ -130,11 +130,17 @@ def sample(shape: tuple, dtype: str, domain: str, rng: np.random.Generator) -> n
 
     domain: "real" (standard normal), "positive" (in [0.5, 2]), "nonzero" (|x| in [0.5, 2]),
     "distinct" (well-separated values, so max/min have no ties within a finite-difference
-    step), "unit" (in (0.05, 0.95)), "bool", or "int:N" (integers in [0, N)).
+    step), "unit" (in (0.05, 0.95)), "bool", "keep" (bool with a True in every last-axis
+    row: an attention mask), or "int:N" (integers in [0, N)).
     """
     shape = tuple(shape)
     if domain.startswith("int:"):
         return rng.integers(0, int(domain[4:]), size=shape).astype(np.int64)
+    if domain == "keep":  # an attention mask: bool, at least one True along the last axis
+        x = rng.random(shape) < 0.5
+        if shape and shape[-1]:
+            np.put_along_axis(x, rng.integers(0, shape[-1], (*shape[:-1], 1)), True, axis=-1)
+        return x
     if domain == "bool" or dtype == "bool":
         return rng.random(shape) < 0.5
     if dtype == "int64":

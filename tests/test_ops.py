@@ -19,7 +19,7 @@ CASES = [(name, i) for name in OPS for i in range(len(REGISTRY[name].tests))]
 def _dtype_for(domain: str) -> str:
     if domain.startswith("int:"):
         return "int64"
-    return "bool" if domain == "bool" else "float64"
+    return "bool" if domain in ("bool", "keep") else "float64"
 
 
 def build_case(name: str, index: int, rng: np.random.Generator):

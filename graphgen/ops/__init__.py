@@ -5,10 +5,17 @@ elementwise  unary math, binary arithmetic, comparisons, where, astype, *_like
 reductions   sum, mean, max, size
 shape        reshape, transpose, broadcast_to
 linalg       matmul
-nn           softmax, log_softmax, softmax_cross_entropy, mse_loss, one_hot
+nn           softmax, log_softmax, softmax_cross_entropy, mse_loss, one_hot,
+             binary_cross_entropy_with_logits, dropout
+nn_conv      conv2d, conv2d_input_grad, conv2d_weight_grad
+nn_pool      max_pool2d, max_pool2d_grad, avg_pool2d, avg_pool2d_grad
+nn_norm      layer_norm, batch_norm
+nn_embedding embedding, embedding_grad
+nn_attention scaled_dot_product_attention, attention_weights
 """
 
 from . import elementwise, functions, leaves, linalg, nn, reductions, shape  # noqa: F401
+from . import nn_attention, nn_conv, nn_embedding, nn_norm, nn_pool  # noqa: F401
 from .functions import make_builder
 from .registry import REGISTRY, OpDef, TensorSpec, TestCase, get_op
 

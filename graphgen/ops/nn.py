@@ -1,15 +1,30 @@
-"""Neural-network ops: softmax, log_softmax, softmax_cross_entropy, mse_loss, one_hot.
+"""Neural-network ops: softmax, log_softmax, softmax_cross_entropy, mse_loss, one_hot,
+binary_cross_entropy_with_logits, dropout.
 
-softmax, log_softmax and softmax_cross_entropy are emitted as small kernels (templates in
-templates/kernels/) that shift by the max, so large logits never overflow. Their VJPs are
-fused: they are written in terms of the stable forward values (softmax p, log-probabilities)
-instead of differentiating exp/log/sum one by one, which would be slower and less stable.
+softmax, log_softmax, softmax_cross_entropy and binary_cross_entropy_with_logits are emitted
+as small kernels (templates in templates/kernels/) written so that large logits never
+overflow. Their VJPs are fused: they are written in terms of the stable forward values
+(softmax p, log-probabilities, sigmoid) instead of differentiating exp/log/sum one by one,
+which would be slower and less stable.
 """
 
 from __future__ import annotations
 
 from . import functions as F
-from .registry import ADD, ATOM, CMP, Attr, OpDef, TensorSpec, TestCase, as_int, one_of, register
+from .registry import (
+    ADD,
+    ATOM,
+    CMP,
+    MUL,
+    Attr,
+    OpDef,
+    TensorSpec,
+    TestCase,
+    as_int,
+    as_number,
+    one_of,
+    register,
+)
 from .shapes import broadcast_shapes, float_result, normalize_axes, require_float
 
 _AXIS = {"axis": Attr(-1, as_int, "the axis to normalize over")}
@@ -181,5 +196,95 @@ register(
         formula="(integer labels: no gradient)",
         tests=(TestCase(shapes=((4,),), attrs={"num_classes": 3}, domains=("int:3",)),),
         doc="labels[..., None] == arange(num_classes), a bool tensor",
+    )
+)
+
+
+# ---- binary cross-entropy with logits ----------------------------------------------------
+
+
+def _bce_infer(specs, attrs) -> TensorSpec:
+    logits, targets = specs
+    require_float(logits, "logits")
+    require_float(targets, "targets")
+    shape = broadcast_shapes(logits.shape, targets.shape)
+    dtype = float_result(logits.dtype, targets.dtype)
+    return TensorSpec(shape if attrs["reduction"] == "none" else (), dtype)
+
+
+def _bce_vjp(g, out, args, attrs):
+    logits, targets = args
+    diff = F.sigmoid(logits) - targets
+    scale = scale_for_reduction(g, diff, attrs["reduction"])
+    return diff * scale, -logits * scale
+
+
+register(
+    OpDef(
+        name="binary_cross_entropy_with_logits",
+        operands=("logits", "targets"),
+        attrs=_REDUCTION,
+        infer=_bce_infer,
+        emit=lambda e: (
+            f"_binary_cross_entropy_with_logits({e.arg(0)}, {e.arg(1)}, "
+            f"{e.attrs['reduction']!r})"
+        ),
+        kernel="binary_cross_entropy_with_logits",
+        vjp=_bce_vjp,
+        formula="dlogits = (sigmoid(logits) - targets) * g / n, dtargets = -logits * g / n",
+        tests=(
+            TestCase(shapes=((4, 3), (4, 3)), domains=("real", "unit")),
+            TestCase(shapes=((5,), (5,)), attrs={"reduction": "sum"}, domains=("real", "unit")),
+            TestCase(shapes=((2, 3), (2, 3)), attrs={"reduction": "none"}, domains=("real", "unit")),
+            TestCase(shapes=((3, 4), (4,)), domains=("real", "unit")),
+            TestCase(shapes=((), ()), domains=("real", "unit")),
+        ),
+        doc="PyTorch's binary_cross_entropy_with_logits, max(x, 0) - x * t + log1p(exp(-|x|)): "
+        "stable for any logits; targets in [0, 1] broadcast against logits and get a "
+        "gradient too; fused VJP through sigmoid (n: the element count for mean, else 1)",
+    )
+)
+
+# ---- dropout -----------------------------------------------------------------------------
+
+
+def _probability(v) -> float:
+    v = as_number(v)
+    if not 0 <= v <= 1:
+        raise ValueError("expected a probability in [0, 1]")
+    return float(v)
+
+
+def _dropout_infer(specs, attrs) -> TensorSpec:
+    x, mask = specs
+    require_float(x, "x")
+    if mask.dtype != "bool":
+        raise ValueError(f"mask must be bool (True = keep), got {mask.dtype}")
+    return TensorSpec(broadcast_shapes(x.shape, mask.shape), x.dtype)
+
+
+def _keep_scale(p: float) -> float:
+    """1 / (1 - p): the kept entries' scale (0 when everything is dropped, as in PyTorch)."""
+    return 0.0 if p == 1 else 1.0 / (1.0 - p)
+
+
+register(
+    OpDef(
+        name="dropout",
+        operands=("x", "mask"),
+        attrs={"p": Attr(0.5, _probability, "the probability that an entry is dropped")},
+        infer=_dropout_infer,
+        emit=lambda e: f"{e.arg(0, MUL)} * {e.arg(1, MUL + 1)} * {_keep_scale(e.attrs['p'])!r}",
+        prec=MUL,
+        vjp=lambda g, out, args, attrs: (F.dropout(g, args[1], p=attrs["p"]), None),
+        formula="dx = dropout(g, mask, p) = g * mask / (1 - p)",
+        tests=(
+            TestCase(shapes=((3, 4), (3, 4)), domains=("real", "bool")),
+            TestCase(shapes=((2, 3, 4), (2, 1, 4)), attrs={"p": 0.25}, domains=("real", "bool")),
+            TestCase(shapes=((4,), (3, 4)), attrs={"p": 0.0}, domains=("real", "bool")),
+            TestCase(shapes=((2, 2), (2, 2)), attrs={"p": 1.0}, domains=("real", "bool")),
+        ),
+        doc="inverted dropout with a given bool mask (True = keep; draw it outside, e.g. "
+        "rng.random(shape) >= p): x * mask / (1 - p), broadcasting; zeros when p = 1",
     )
 )

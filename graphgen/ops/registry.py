@@ -70,7 +70,8 @@ class TestCase:
     """One registry-driven gradient test: operand shapes, attrs and input domains.
 
     domain per operand: "real", "positive", "nonzero", "distinct" (no ties, for max),
-    "unit" (in (0.05, 0.95)), "bool", or "int:N" (integers in [0, N), e.g. class labels).
+    "unit" (in (0.05, 0.95)), "bool", "keep" (bool, a True in every last-axis row), or
+    "int:N" (integers in [0, N), e.g. class labels).
     A shape of None omits an optional operand.
     """
 
