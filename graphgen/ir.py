@@ -105,9 +105,8 @@ def _check_arity(graph: nx.MultiDiGraph, node: str) -> None:
     args = sorted(a for _, _, a in graph.in_edges(node, data="arg"))
     want = list(range(len(op.operands)))
     required = {i for i, o in enumerate(op.operands) if o not in op.optional}
-    if args != want and not (
-        len(set(args)) == len(args) and required <= set(args) <= set(want)
-    ):
+    # each position once, every required operand present (optional ones may be absent)
+    if not (len(set(args)) == len(args) and required <= set(args) <= set(want)):
         raise OpError(
             f"node {node!r} (op {op.name}) takes {len(want)} operand(s) "
             f"({', '.join(op.operands) or 'none'}), got argument positions {args}"

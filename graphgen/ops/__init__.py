@@ -14,8 +14,20 @@ nn_embedding embedding, embedding_grad
 nn_attention scaled_dot_product_attention, attention_weights
 """
 
-from . import elementwise, functions, leaves, linalg, nn, reductions, shape  # noqa: F401
-from . import nn_attention, nn_conv, nn_embedding, nn_norm, nn_pool  # noqa: F401
+from . import (  # noqa: F401  (importing a family registers its ops)
+    elementwise,
+    functions,
+    leaves,
+    linalg,
+    nn,
+    nn_attention,
+    nn_conv,
+    nn_embedding,
+    nn_norm,
+    nn_pool,
+    reductions,
+    shape,
+)
 from .functions import make_builder
 from .registry import REGISTRY, OpDef, TensorSpec, TestCase, get_op
 

@@ -235,7 +235,9 @@ register(
         tests=(
             TestCase(shapes=((4, 3), (4, 3)), domains=("real", "unit")),
             TestCase(shapes=((5,), (5,)), attrs={"reduction": "sum"}, domains=("real", "unit")),
-            TestCase(shapes=((2, 3), (2, 3)), attrs={"reduction": "none"}, domains=("real", "unit")),
+            TestCase(
+                shapes=((2, 3), (2, 3)), attrs={"reduction": "none"}, domains=("real", "unit")
+            ),
             TestCase(shapes=((3, 4), (4,)), domains=("real", "unit")),
             TestCase(shapes=((), ()), domains=("real", "unit")),
         ),

@@ -5,9 +5,10 @@
 
 q (..., L, E), k (..., S, E), v (..., S, Ev); batch dims broadcast. mask is bool and True
 means keep (like PyTorch's bool attn_mask); causal keeps j <= i (the top-left-aligned lower
-triangle, PyTorch's is_causal); masked scores become -inf before the softmax. Unlike PyTorch
-(which refuses the pair) a mask and causal=True combine: an entry is kept when both keep it.
-A row with every entry masked has no softmax: it comes out NaN, as in PyTorch's math path.
+triangle, PyTorch's is_causal); masked scores become -inf before the softmax; a query
+whose keys are all masked out gets weights 0 (so output 0 and no gradient), as in PyTorch.
+Unlike PyTorch (which refuses the pair) a mask and causal=True combine: an entry is kept
+when both keep it.
 
 Both are kernels (templates/kernels/). The VJPs are fused and built from ordinary ops:
 scaled_dot_product_attention recomputes the weights p with attention_weights (one extra
@@ -132,7 +133,9 @@ register(
         tests=(
             TestCase(shapes=((3, 4), (5, 4), (5, 2), None)),
             TestCase(shapes=((2, 3, 4), (2, 3, 4), (2, 3, 4), None), attrs={"causal": True}),
-            TestCase(shapes=((2, 2, 3, 2), (2, 2, 4, 2), (2, 2, 4, 3), (2, 1, 3, 4)), domains=_MASK),
+            TestCase(
+                shapes=((2, 2, 3, 2), (2, 2, 4, 2), (2, 2, 4, 3), (2, 1, 3, 4)), domains=_MASK
+            ),
             TestCase(shapes=((2, 3, 2), (4, 2), (4, 3), (3, 4)), domains=_MASK),
             TestCase(shapes=((1, 2, 4), (1, 5, 4), (1, 5, 1), None), attrs={"causal": True}),
         ),

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import functions as F
 from .registry import Attr, OpDef, TensorSpec, TestCase, as_int, register
-from .shapes import fmt_shape, float_result, require_float
+from .shapes import float_result, fmt_shape, require_float
 
 # ---- attributes ------------------------------------------------------------------------
 
@@ -254,7 +254,10 @@ register(
     OpDef(
         name="conv2d_weight_grad",
         operands=("x", "g"),
-        attrs={"kernel_size": Attr(convert=as_pair(1), doc="(kh, kw) of the weights"), **CONV_ATTRS},
+        attrs={
+            "kernel_size": Attr(convert=as_pair(1), doc="(kh, kw) of the weights"),
+            **CONV_ATTRS,
+        },
         infer=_weight_grad_infer,
         emit=emit_call("_conv2d_weight_grad", ("kernel_size", *_CONV_KEYS)),
         kernel=("pad2d", "windows", "im2col", "conv2d_weight_grad"),

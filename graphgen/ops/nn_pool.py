@@ -84,7 +84,9 @@ def _grad_infer(x: TensorSpec, g: TensorSpec, attrs: dict) -> None:
     require_float(g, "g")
     want = x.shape[:-2] + pooled_hw(x, attrs)
     if g.ndim != len(want) or static_dims(g, (-2, -1), "the spatial dims of g") != want[-2:]:
-        raise ValueError(f"g must have the pooled shape {fmt_shape(want)}, got {fmt_shape(g.shape)}")
+        raise ValueError(
+            f"g must have the pooled shape {fmt_shape(want)}, got {fmt_shape(g.shape)}"
+        )
 
 
 # ---- max pooling -----------------------------------------------------------------------
@@ -167,9 +169,7 @@ register(
         infer=_avg_grad_infer,
         emit=_emit_pool("_avg_pool2d_grad", ("input_size", *_KEYS)),
         kernel=("fold_windows", "avg_pool2d_grad"),
-        vjp=lambda u, out, args, attrs: (
-            F.avg_pool2d(u, **{k: attrs[k] for k in _KEYS}),
-        ),
+        vjp=lambda u, out, args, attrs: (F.avg_pool2d(u, **{k: attrs[k] for k in _KEYS}),),
         formula="dg = avg_pool2d(u)",
         tests=tuple(
             TestCase(shapes=(_pooled_shape(x, a),), attrs={"input_size": x[-2:], **a})
