@@ -88,12 +88,16 @@ def _check_4d(spec: TensorSpec, what: str) -> None:
         raise ValueError(f"{what} must be 4-D, got {fmt_shape(spec.shape)}")
 
 
-def emit_call(fn: str, keys: tuple[str, ...]):
-    """An emitter `fn(operands..., key=value, ...)`: an absent optional operand is None."""
+def emit_call(fn: str, keys: tuple[str, ...], attrs: dict):
+    """An emitter `fn(operands..., key=value, ...)`: an absent optional operand is None (left
+    out when trailing), and an attr at its default is left out (the kernels declare the same
+    defaults)."""
 
     def emit(e) -> str:
         args = ["None" if s is None else e.arg(i) for i, s in enumerate(e.ins)]
-        args += [f"{key}={e.attrs[key]!r}" for key in keys]
+        while args[-1] == "None":  # a trailing optional operand left out
+            args.pop()
+        args += [f"{k}={e.attrs[k]!r}" for k in keys if e.attrs[k] != attrs[k].default]
         return f"{fn}({', '.join(args)})"
 
     return emit
@@ -142,7 +146,7 @@ register(
         optional=("b",),
         attrs=CONV_ATTRS,
         infer=_conv2d_infer,
-        emit=emit_call("_conv2d", _CONV_KEYS),
+        emit=emit_call("_conv2d", _CONV_KEYS, CONV_ATTRS),
         kernel=("pad2d", "windows", "im2col", "conv2d"),
         vjp=_conv2d_vjp,
         formula="dx = conv2d_input_grad(g, w), dw = conv2d_weight_grad(x, g), "
@@ -168,6 +172,9 @@ register(
 )
 
 # ---- conv2d_input_grad -----------------------------------------------------------------
+
+
+_INPUT_GRAD_ATTRS = {"input_size": Attr(convert=as_pair(1), doc="(H, W) of x"), **CONV_ATTRS}
 
 
 def _input_grad_infer(specs, attrs) -> TensorSpec:
@@ -211,9 +218,9 @@ register(
     OpDef(
         name="conv2d_input_grad",
         operands=("g", "w"),
-        attrs={"input_size": Attr(convert=as_pair(1), doc="(H, W) of the input"), **CONV_ATTRS},
+        attrs=_INPUT_GRAD_ATTRS,
         infer=_input_grad_infer,
-        emit=emit_call("_conv2d_input_grad", ("input_size", *_CONV_KEYS)),
+        emit=emit_call("_conv2d_input_grad", tuple(_INPUT_GRAD_ATTRS), _INPUT_GRAD_ATTRS),
         kernel=("fold_windows", "conv2d_input_grad"),
         vjp=_input_grad_vjp,
         formula="dg = conv2d(u, w), dw = conv2d_weight_grad(u, g)",
@@ -228,6 +235,9 @@ register(
 )
 
 # ---- conv2d_weight_grad ----------------------------------------------------------------
+
+
+_WEIGHT_GRAD_ATTRS = {"kernel_size": Attr(convert=as_pair(1), doc="(kh, kw) of w"), **CONV_ATTRS}
 
 
 def _weight_grad_infer(specs, attrs) -> TensorSpec:
@@ -259,7 +269,7 @@ register(
             **CONV_ATTRS,
         },
         infer=_weight_grad_infer,
-        emit=emit_call("_conv2d_weight_grad", ("kernel_size", *_CONV_KEYS)),
+        emit=emit_call("_conv2d_weight_grad", tuple(_WEIGHT_GRAD_ATTRS), _WEIGHT_GRAD_ATTRS),
         kernel=("pad2d", "windows", "im2col", "conv2d_weight_grad"),
         vjp=_weight_grad_vjp,
         formula="dx = conv2d_input_grad(g, u), dg = conv2d(x, u)",

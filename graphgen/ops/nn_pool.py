@@ -53,11 +53,14 @@ def _pool_infer(specs, attrs) -> TensorSpec:
 
 
 def _emit_pool(fn: str, keys: tuple[str, ...] = _KEYS):
-    """An emitter `fn(operands..., kernel_size=.., stride=.., padding=..)`."""
+    """An emitter `fn(operands..., kernel_size=.., stride=.., padding=..)`, leaving out a
+    stride equal to the kernel size and a zero padding (the kernels' defaults)."""
 
     def emit(e) -> str:
         attrs = resolved(e.attrs)
-        args = [e.arg(i) for i in range(len(e.ins))] + [f"{k}={attrs[k]!r}" for k in keys]
+        defaults = {"stride": attrs["kernel_size"], "padding": (0, 0)}
+        args = [e.arg(i) for i in range(len(e.ins))]
+        args += [f"{k}={attrs[k]!r}" for k in keys if attrs[k] != defaults.get(k)]
         return f"{fn}({', '.join(args)})"
 
     return emit
