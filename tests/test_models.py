@@ -388,16 +388,16 @@ def test_transformer_encoder_block_matches_pytorch(rng):
 def test_gru_unrolled_matches_pytorch(rng):
     """A GRU over T steps (PyTorch's gate equations), then a classifier on the last state.
 
-    The steps come in as separate inputs x0 .. x{T-1} (B, I); with tensor slicing `x[:, t]`
+    The steps come in as separate inputs x0 .. x{T-1} (B, In); with tensor slicing `x[:, t]`
     they could be cut from one (B, T, I) input instead.
     """
-    B, T, I, Hd, C = 3, 4, 3, 5, 2
+    B, T, In, Hd, C = 3, 4, 3, 5, 2
     g = gg.Graph("gru")
-    xs = [g.input(f"x{t}", (B, I)) for t in range(T)]
+    xs = [g.input(f"x{t}", (B, In)) for t in range(T)]
     h0 = g.input("h0", (B, Hd))
     y = g.input("y", (B,), "int64")
     gates = "rzn"
-    Wi = {c: g.param(f"W_i{c}", (I, Hd)) for c in gates}
+    Wi = {c: g.param(f"W_i{c}", (In, Hd)) for c in gates}
     Wh = {c: g.param(f"W_h{c}", (Hd, Hd)) for c in gates}
     bi = {c: g.param(f"b_i{c}", (Hd,)) for c in gates}
     bh = {c: g.param(f"b_h{c}", (Hd,)) for c in gates}
@@ -410,14 +410,14 @@ def test_gru_unrolled_matches_pytorch(rng):
         h = (1.0 - z) * n + z * h
     g.output(gg.softmax_cross_entropy(dense(h, Wc, bc), y))
 
-    shapes = {f"W_i{c}": (I, Hd) for c in gates} | {f"W_h{c}": (Hd, Hd) for c in gates}
+    shapes = {f"W_i{c}": (In, Hd) for c in gates} | {f"W_h{c}": (Hd, Hd) for c in gates}
     shapes |= {f"b_i{c}": (Hd,) for c in gates} | {f"b_h{c}": (Hd,) for c in gates}
     p = init(rng, shapes | {"Wc": (Hd, C), "bc": (C,)}, scale=1.5)
-    x = rng.standard_normal((B, T, I))
+    x = rng.standard_normal((B, T, In))
     inputs = {**{f"x{t}": x[:, t] for t in range(T)}, "h0": rng.standard_normal((B, Hd)) * 0.5}
     inputs |= {"y": rng.integers(0, C, B), **p}
 
-    gru, head = nn.GRU(I, Hd, batch_first=True).double(), nn.Linear(Hd, C).double()
+    gru, head = nn.GRU(In, Hd, batch_first=True).double(), nn.Linear(Hd, C).double()
     stack = lambda kind: np.concatenate([p[f"{kind}{c}"].T for c in gates])  # noqa: E731
     set_weights(
         gru,

@@ -20,8 +20,11 @@ gradient, with no mask needed in the backward pass. Differentiable again.
 
 from __future__ import annotations
 
+from functools import partial
+
 from . import functions as F
 from .linalg import swap_last
+from .nn_conv import emit_call
 from .registry import Attr, OpDef, TensorSpec, TestCase, as_bool, register
 from .shapes import broadcast_shapes, fmt_shape, promote, require_float
 
@@ -51,15 +54,8 @@ def weights_vjp(dp, p, q, k):
     return ds @ k, swap_last(ds) @ q
 
 
-def _emit(fn: str):
-    def emit(e) -> str:
-        args = ["None" if s is None else e.arg(i) for i, s in enumerate(e.ins)]
-        return f"{fn}({', '.join(args)}, causal={e.attrs['causal']!r})"
-
-    return emit
-
-
 _CAUSAL = {"causal": Attr(False, as_bool, "keep only j <= i (no attention to later keys)")}
+_emit = partial(emit_call, keys=("causal",), attrs=_CAUSAL)
 
 # ---- attention_weights -----------------------------------------------------------------
 

@@ -1,0 +1,285 @@
+"""Neural-network ops beyond their registry cases: optional operands, float32, numerical
+edge cases, error messages and the generated code."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import networkx as nx
+import numpy as np
+import pytest
+from test_ops import build_case
+
+import graphgen as gg
+from graphgen.check import sample
+from graphgen.ops import REGISTRY
+
+NN_MODULES = ("nn", "nn_conv", "nn_pool", "nn_norm", "nn_embedding", "nn_attention")
+NN_OPS = sorted(
+    n for n, op in REGISTRY.items() if op.infer.__module__.rsplit(".", 1)[-1] in NN_MODULES
+)
+
+# ---- optional operands ---------------------------------------------------------------------
+
+
+def test_builder_signatures_show_optional_operands_and_defaults():
+    sig = inspect.signature(gg.conv2d)
+    assert str(sig) == (
+        "(x, w, /, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, *, name=None)"
+    )
+    assert str(inspect.signature(gg.layer_norm)) == (
+        "(x, /, weight=None, bias=None, axis=(-1,), eps=1e-05, *, name=None)"
+    )
+    assert "mask=None, causal=False" in str(inspect.signature(gg.scaled_dot_product_attention))
+
+
+def test_an_absent_optional_operand_leaves_a_gap_in_the_edge_positions():
+    g = gg.Graph("ln")
+    x, b = g.input("x", (3, 4)), g.param("b", (4,))
+    y = gg.layer_norm(x, bias=b, name="y")
+    assert sorted(a for _, _, a in g.nx.in_edges("y", data="arg")) == [0, 2]
+    g.output(gg.sum(y * y))
+    model = gg.compile(g)
+    assert "_normalize(x, None, b, axis=-1, eps=1e-05)" in model.source
+    rng = np.random.default_rng(0)
+    assert gg.gradcheck(model, {"x": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}).ok
+
+
+def test_graphs_with_optional_operands_survive_node_link_json():
+    g = gg.Graph("conv")
+    x, w = g.input("x", ("batch", 2, 5, 5)), g.param("w", (3, 2, 3, 3))
+    g.output(gg.sum(gg.conv2d(x, w, padding=1)))
+    data = json.loads(json.dumps(nx.node_link_data(g.nx, edges="edges")))
+    graph = nx.node_link_graph(data, directed=True, multigraph=True, edges="edges")
+    source = gg.generate(graph)
+    assert source == gg.generate(g)
+    assert "_conv2d(x, w, padding=(1, 1))" in source
+
+
+def _conv_nx(positions):
+    graph = nx.MultiDiGraph(name="bad", outputs=["y"])
+    graph.add_node("x", op="input", shape=(1, 2, 4, 4), dtype="float64")
+    graph.add_node("w", op="param", shape=(3, 2, 3, 3), dtype="float64")
+    graph.add_node("y", op="conv2d", attrs={})
+    for node, arg in positions:
+        graph.add_edge(node, "y", arg=arg)
+    return graph
+
+
+def test_a_missing_required_operand_or_a_repeated_position_is_an_op_error():
+    with pytest.raises(gg.OpError, match=r"node 'y' \(op conv2d\) takes 3 operand\(s\)"):
+        gg.generate(_conv_nx([("x", 0), ("w", 2)]))
+    with pytest.raises(gg.OpError, match=r"argument positions \[0, 1, 1\]"):
+        gg.generate(_conv_nx([("x", 0), ("w", 1), ("w", 1)]))
+    assert "def forward" in gg.generate(_conv_nx([("x", 0), ("w", 1)]))
+
+
+def test_none_for_a_required_operand_is_a_graph_error():
+    g = gg.Graph()
+    x = g.input("x", (1, 1, 3, 3))
+    with pytest.raises(gg.GraphError, match="operand 1 is missing"):
+        gg.conv2d(x, None)
+
+
+# ---- float32 in, float32 out ---------------------------------------------------------------
+
+
+def _as_float32(g: gg.Graph) -> gg.Graph:
+    for _, data in g.nx.nodes(data=True):
+        if data["op"] in ("input", "param") and data["dtype"] == "float64":
+            data["dtype"] = "float32"
+    return g
+
+
+@pytest.mark.parametrize("name", NN_OPS)
+def test_nn_ops_keep_float32(name):
+    """Every case of every nn op, built in float32: value and gradients stay float32."""
+    for index in range(len(REGISTRY[name].tests)):
+        g, out, inputs = build_case(name, index, np.random.default_rng(0))
+        graph = gg.ir.validate(_as_float32(g))  # re-infer the dtypes
+        inputs = {
+            n: v.astype(np.float32) if v.dtype == np.float64 else v for n, v in inputs.items()
+        }
+        floats = [n for n, v in inputs.items() if v.dtype == np.float32]
+        spec = graph.nodes[out.id]
+        wrt = floats if REGISTRY[name].vjp and spec["dtype"] == "float32" else []
+        model = gg.compile(graph, wrt=wrt)
+        value = model.forward(**inputs)
+        assert np.asarray(value).dtype == np.dtype(spec["dtype"]), (name, index)
+        if wrt:
+            u = np.ones(np.shape(value), np.float32)
+            _, grads = model.vjp(**inputs, cotangent=u)
+            assert {n: g.dtype for n, g in grads.items()} == dict.fromkeys(wrt, np.float32)
+
+
+# ---- numerical edge cases ------------------------------------------------------------------
+
+
+def _compile_one(build, *specs, wrt=None):
+    g = gg.Graph("one")
+    leaves = [g.input(f"a{i}", s, d) for i, (s, d) in enumerate(specs)]
+    g.output(build(*leaves))
+    return gg.compile(g, wrt=wrt)
+
+
+def test_binary_cross_entropy_with_logits_is_stable_for_huge_logits():
+    logits = np.array([-1000.0, -40.0, 0.0, 40.0, 1000.0])
+    targets = np.array([0.0, 1.0, 0.5, 0.0, 1.0])
+    model = _compile_one(
+        lambda x, t: gg.binary_cross_entropy_with_logits(x, t, "none"),
+        ((5,), "float64"),
+        ((5,), "float64"),
+        wrt=["a0", "a1"],
+    )
+    value, grads = model.vjp(a0=logits, a1=targets, cotangent=np.ones(5))
+    np.testing.assert_allclose(value, [0.0, 40.0, np.log(2), 40.0, 0.0], atol=1e-15)
+    np.testing.assert_allclose(grads["a0"], [0.0, -1.0, 0.0, 1.0, 0.0], atol=1e-15)
+    np.testing.assert_array_equal(grads["a1"], -logits)
+
+
+def test_attention_with_a_fully_masked_row_gives_zeros_like_pytorch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    q, k, v = (rng.standard_normal(s) for s in ((3, 2), (4, 2), (4, 5)))
+    mask = np.array([[True, False, True, False], [False] * 4, [True] * 4])
+    model = _compile_one(
+        gg.scaled_dot_product_attention,
+        ((3, 2), "float64"),
+        ((4, 2), "float64"),
+        ((4, 5), "float64"),
+        ((3, 4), "bool"),
+        wrt=["a0", "a1", "a2"],
+    )
+    u = rng.standard_normal((3, 5))
+    value, grads = model.vjp(a0=q, a1=k, a2=v, a3=mask, cotangent=u)
+    assert np.all(value[1] == 0) and np.all(grads["a0"][1] == 0)
+    tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
+    out = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, attn_mask=torch.tensor(mask))
+    out.backward(torch.tensor(u))
+    np.testing.assert_allclose(value, out.detach().numpy(), rtol=1e-12, atol=1e-15)
+    for name, t in zip(("a0", "a1", "a2"), (tq, tk, tv)):
+        np.testing.assert_allclose(grads[name], t.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_attention_scores_never_overflow():
+    q = np.array([[300.0, 0.0], [0.0, -300.0]])
+    model = _compile_one(
+        lambda a, b: gg.attention_weights(a, b, causal=True),
+        ((2, 2), "float64"),
+        ((2, 2), "float64"),
+    )
+    p = model.forward(a0=q, a1=q)
+    np.testing.assert_allclose(p, [[1.0, 0.0], [0.0, 1.0]])
+
+
+def test_max_pool_sends_the_gradient_to_the_first_of_tied_maxima():
+    model = _compile_one(lambda x: gg.max_pool2d(x, 2), ((1, 1, 2, 2), "float64"), wrt=["a0"])
+    _, grads = model.vjp(a0=np.ones((1, 1, 2, 2)), cotangent=np.full((1, 1, 1, 1), 3.0))
+    np.testing.assert_array_equal(grads["a0"], [[[[3.0, 0.0], [0.0, 0.0]]]])
+
+
+def test_embedding_gradient_accumulates_repeated_indices():
+    model = _compile_one(gg.embedding, ((5,), "int64"), ((3, 2), "float64"), wrt=["a1"])
+    indices = np.array([2, 0, 2, 2, 1])
+    g = np.arange(10.0).reshape(5, 2)
+    _, grads = model.vjp(a0=indices, a1=np.zeros((3, 2)), cotangent=g)
+    expected = np.zeros((3, 2))
+    np.add.at(expected, indices, g)
+    np.testing.assert_array_equal(grads["a1"], expected)
+    np.testing.assert_array_equal(grads["a1"][2], g[0] + g[2] + g[3])
+
+
+def test_dropout_scales_the_kept_entries():
+    model = _compile_one(lambda x, m: gg.dropout(x, m, p=0.75), ((4,), "float32"), ((4,), "bool"))
+    out = model.forward(a0=np.ones(4, np.float32), a1=np.array([True, False, True, False]))
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, [4.0, 0.0, 4.0, 0.0])
+
+
+def test_sample_keep_domain_has_a_true_in_every_row():
+    masks = sample((50, 3, 4), "bool", "keep", np.random.default_rng(0))
+    assert masks.dtype == bool and masks.any(axis=-1).all() and not masks.all()
+
+
+# ---- error messages ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda g: gg.conv2d(g.input("x", (1, 3, 5, 5)), g.param("w", (4, 2, 3, 3))),
+            r"node 'conv2d_\d+' \(op conv2d\): w \(4, 2, 3, 3\) needs C // groups = 3",
+        ),
+        (
+            lambda g: gg.conv2d(g.input("x", (1, 3, 2, 2)), g.param("w", (4, 3, 3, 3))),
+            r"the kernel \(span 3\) is larger than the padded input \(2\)",
+        ),
+        (
+            lambda g: gg.conv2d(g.input("x", (1, 4, 5, 5)), g.param("w", (3, 2, 3, 3)), groups=2),
+            r"groups=2 must divide the input channels \(4\) and the output channels \(3\)",
+        ),
+        (
+            lambda g: gg.conv2d(g.input("x", (1, "c", 5, 5)), g.param("w", (3, 2, 3, 3))),
+            r"the channel and spatial dims of x must be static ints",
+        ),
+        (
+            lambda g: gg.max_pool2d(g.input("x", (1, 1, 4, 4)), 2, padding=2),
+            r"padding \(2, 2\) must be at most half the kernel size \(2, 2\)",
+        ),
+        (
+            lambda g: gg.layer_norm(g.input("x", (2, 5)), g.param("w", (4,))),
+            r"weight must have shape \(5,\), got \(4,\)",
+        ),
+        (
+            lambda g: gg.embedding(g.input("i", (3,)), g.param("t", (5, 2))),
+            r"indices must be int64, got float64",
+        ),
+        (
+            lambda g: gg.scaled_dot_product_attention(
+                g.input("q", (3, 4)), g.input("k", (5, 4)), g.input("v", (6, 2))
+            ),
+            r"k and v lengths differ: 5 vs 6",
+        ),
+        (
+            lambda g: gg.dropout(g.input("x", (3,)), g.input("m", (3,))),
+            r"mask must be bool \(True = keep\), got float64",
+        ),
+    ],
+)
+def test_nn_shape_errors_name_the_node_and_the_problem(build, message):
+    with pytest.raises(gg.ShapeError, match=message):
+        build(gg.Graph())
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda x: gg.conv2d(x, x, stride=0), r"attribute stride=0: expected values >= 1"),
+        (lambda x: gg.conv2d(x, x, padding=(1, 2, 3)), "expected an int or a pair of ints"),
+        (lambda x: gg.dropout(x, x, p=1.5), r"expected a probability in \[0, 1\]"),
+        (lambda x: gg.layer_norm(x, eps=-1.0), "eps must be >= 0"),
+    ],
+)
+def test_nn_attribute_errors(call, message):
+    x = gg.Graph().input("x", (1, 1, 3, 3))
+    with pytest.raises(gg.AttrError, match=message):
+        call(x)
+
+
+# ---- generated code ------------------------------------------------------------------------
+
+
+def test_conv_and_pool_kernels_have_no_loop_over_batch_or_pixels():
+    """The only Python loops in the conv/pool kernels run over the kernel positions."""
+    g = gg.Graph("cnn")
+    x = g.input("x", ("batch", 2, 8, 8))
+    w = g.param("w", (3, 2, 3, 3))
+    h = gg.avg_pool2d(gg.max_pool2d(gg.conv2d(x, w, stride=2, padding=1), 2), 2, padding=1)
+    g.output(gg.sum(h))
+    source = gg.generate(g)
+    loops = [line.strip() for line in source.splitlines() if line.strip().startswith("for ")]
+    assert loops == ["for i in range(kh):", "for j in range(kw):"]
+    for kernel in ("_conv2d", "_conv2d_weight_grad", "_max_pool2d_grad", "_avg_pool2d_grad"):
+        assert source.count(f"def {kernel}(") == 1
