@@ -79,6 +79,32 @@ def _take(x, indices, axis=None, **kw):
     return x[(slice(None),) * (axis % x.ndim) + (indices,)]
 
 
+def _flat_positions(shape, index) -> torch.Tensor:
+    """The flat positions that NumPy's x[index] reads, for x of `shape` (an int64 tensor)."""
+    items = tuple(
+        Ellipsis if i == "..." else slice(*i[1:]) if isinstance(i, (list, tuple)) else i
+        for i in index
+    )
+    return torch.as_tensor(np.ascontiguousarray(np.arange(math.prod(shape)).reshape(shape)[items]))
+
+
+def _getitem(x, index):
+    return x.reshape(-1)[_flat_positions(tuple(x.shape), index)]
+
+
+def _transpose_of(forward, shape, g, *args):
+    """The VJP of a linear `forward(x, *args)` at x = zeros(shape) for the cotangent g, by
+    torch's autograd (create_graph: itself differentiable): scatters from gathers."""
+    x = torch.zeros(tuple(shape), dtype=g.dtype, requires_grad=True)
+    return torch.autograd.grad(forward(x, *args), x, g, create_graph=True)[0]
+
+
+def _round(x, decimals=0):
+    if not x.is_floating_point() and decimals >= 0:  # NumPy leaves integers as they are
+        return x
+    return torch.round(x, decimals=decimals)
+
+
 def _gelu(x, approximate="none"):
     return tF.gelu(x, approximate=approximate)
 
@@ -208,7 +234,7 @@ ORACLE = {
     "gelu": _gelu,
     "floor": torch.floor,
     "ceil": torch.ceil,
-    "round": torch.round,
+    "round": _round,
     "stop_gradient": lambda x: x.detach(),
     # elementwise binary
     "add": torch.add,
@@ -219,7 +245,8 @@ ORACLE = {
     "maximum": torch.maximum,
     "minimum": torch.minimum,
     "where": torch.where,
-    "clip": lambda x, lo=None, hi=None, **a: torch.clamp(x, a.get("min", lo), a.get("max", hi)),
+    "clip": lambda x, min=None, max=None: torch.clamp(x, min, max),  # noqa: A006
+    "erf": torch.erf,
     "astype": _astype,
     # reductions
     "sum": _reduce(torch.sum),
@@ -250,8 +277,14 @@ ORACLE = {
         torch.cat([x.reshape(-1) for x in xs]) if axis is None else torch.cat(xs, axis)
     ),
     "stack": lambda *xs, axis=0: torch.stack(xs, axis),
+    "getitem": _getitem,
+    "slice_scatter": lambda u, shape, index: _transpose_of(_getitem, shape, u, index),
     "take": _take,
+    "scatter_add": lambda u, i, shape, axis: _transpose_of(_take, shape, u, i, axis),
     "take_along_axis": lambda x, indices, axis: torch.take_along_dim(x, indices, axis),
+    "scatter_add_along_axis": lambda u, i, shape, axis: _transpose_of(
+        torch.take_along_dim, shape, u, i, axis
+    ),
     "pad": _pad,
     # neural-network ops
     "softmax": lambda x, axis: torch.softmax(x, axis),
