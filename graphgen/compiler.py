@@ -121,7 +121,7 @@ def _function(
     name, body: Body, params, inputs, outputs, grads=None, doc="", extra_param=None
 ) -> dict:
     values = [body.results[o] for o in outputs]
-    value = values[0] if len(values) == 1 else "(" + ", ".join(values) + ",)"
+    value = values[0] if len(values) == 1 else "(" + ", ".join(values) + ")"
     ret = value
     if grads is not None:
         ret = f"{value}, {{" + ", ".join(f"{w!r}: {e}" for w, e in grads.items()) + "}"
