@@ -283,3 +283,16 @@ def test_conv_and_pool_kernels_have_no_loop_over_batch_or_pixels():
     assert loops == ["for i in range(kh):", "for j in range(kw):"]
     for kernel in ("_conv2d", "_conv2d_weight_grad", "_max_pool2d_grad", "_avg_pool2d_grad"):
         assert source.count(f"def {kernel}(") == 1
+
+
+def test_cse_tells_optional_operand_positions_apart():
+    from graphgen.passes.cse import eliminate_common_subexpressions
+
+    g = gg.Graph("cse")
+    x, w = g.input("x", (4,)), g.input("w", (4,))
+    with g.tagged(role="backward"):
+        scaled = gg.layer_norm(x, weight=w, name="scaled")
+        shifted = gg.layer_norm(x, bias=w, name="shifted")
+        again = gg.layer_norm(x, weight=w, name="again")
+    targets = eliminate_common_subexpressions(g.nx, [scaled.id, shifted.id, again.id])
+    assert targets == ["scaled", "shifted", "scaled"]
