@@ -189,8 +189,8 @@ class FunctionEmitter:
 
     def render(self, node: str) -> tuple[str, int]:
         op = get_op(self.graph.nodes[node]["op"])
-        self.kernels.update(op.kernels)
         e = EmitContext(self, node)
+        self.kernels.update(op.kernels(e.attrs))
         prec = op.prec(e.attrs) if callable(op.prec) else op.prec
         return op.emit(e), prec
 

@@ -95,8 +95,8 @@ class OpDef:
     vjp       the VJP rule (see module docstring); None: no gradient flows through the op
     formula   the VJP rule in words, e.g. "dx = g * (1 - y**2)"
     tests     finite-difference test cases; an empty tuple fails the suite
-    kernel    name of a helper template in templates/kernels/ (or a tuple of names, for a
-              kernel that calls other kernels), each included once when the op is used
+    kernel    helper templates in templates/kernels/ included when the op is used: a name, a
+              tuple of names (a kernel and the kernels it calls), or attrs -> names
     optional  trailing operands that may be omitted: the builder function gives them a
               None default, the IR has no edge at their position, and infer, emit and
               vjp see None in their place (specs, `e.ins`, `args`)
@@ -111,17 +111,17 @@ class OpDef:
     tests: tuple[TestCase, ...]
     attrs: dict[str, Attr] = field(default_factory=dict)
     prec: int | Callable[[dict], int] = ATOM
-    kernel: str | tuple[str, ...] | None = None
+    kernel: str | tuple[str, ...] | Callable[[dict], tuple[str, ...]] | None = None
     doc: str = ""
     leaf: bool = False
     optional: tuple[str, ...] = ()
 
-    @property
-    def kernels(self) -> tuple[str, ...]:
-        """The kernel templates the op's emitted code calls."""
-        if self.kernel is None:
+    def kernels(self, attrs: dict) -> tuple[str, ...]:
+        """The kernel templates a node of this op with `attrs` needs."""
+        names = self.kernel(attrs) if callable(self.kernel) else self.kernel
+        if names is None:
             return ()
-        return (self.kernel,) if isinstance(self.kernel, str) else tuple(self.kernel)
+        return (names,) if isinstance(names, str) else tuple(names)
 
     @property
     def required(self) -> tuple[str, ...]:
