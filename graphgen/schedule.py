@@ -23,9 +23,11 @@ def operands(graph: nx.MultiDiGraph, node: str) -> list[str]:
 
 
 def operand_slots(graph: nx.MultiDiGraph, node: str, count: int) -> list[str | None]:
-    """The operand ids of `node` by position (0 .. count-1), None where an optional operand
-    is absent (an op with optional operands may have gaps in its edges' `arg` positions)."""
-    slots: list[str | None] = [None] * count
-    for u, _, i in graph.in_edges(node, data="arg"):
+    """The operand ids of `node` by position, None where an optional operand is absent (an
+    op with optional operands may have gaps in its edges' `arg` positions). At least `count`
+    slots (the op's declared operands), more when edges go further (a variadic op)."""
+    edges = list(graph.in_edges(node, data="arg"))
+    slots: list[str | None] = [None] * max([count] + [i + 1 for _, _, i in edges])
+    for u, _, i in edges:
         slots[i] = u
     return slots
