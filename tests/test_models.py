@@ -382,18 +382,26 @@ def test_transformer_encoder_block_matches_pytorch(rng):
     check_model(encoder_block(B, T, D, H, F), inputs, torch_loss, grads)
 
 
+SLICING = hasattr(gg.Tensor, "__getitem__")  # x[...] builds a getitem node
+
+
 # ---- GRU unrolled in time ------------------------------------------------------------------
 
 
 def test_gru_unrolled_matches_pytorch(rng):
     """A GRU over T steps (PyTorch's gate equations), then a classifier on the last state.
 
-    The steps come in as separate inputs x0 .. x{T-1} (B, In); with tensor slicing `x[:, t]`
-    they could be cut from one (B, T, I) input instead.
+    The sequence x (B, T, I) is cut into steps with tensor slicing `x[:, t]` where the
+    builder has it (the shape-and-indexing family); otherwise the steps come in as separate
+    inputs x0 .. x{T-1}.
     """
     B, T, In, Hd, C = 3, 4, 3, 5, 2
     g = gg.Graph("gru")
-    xs = [g.input(f"x{t}", (B, In)) for t in range(T)]
+    if SLICING:
+        seq = g.input("x", (B, T, In))
+        xs = [seq[:, t] for t in range(T)]
+    else:
+        xs = [g.input(f"x{t}", (B, In)) for t in range(T)]
     h0 = g.input("h0", (B, Hd))
     y = g.input("y", (B,), "int64")
     gates = "rzn"
@@ -414,7 +422,8 @@ def test_gru_unrolled_matches_pytorch(rng):
     shapes |= {f"b_i{c}": (Hd,) for c in gates} | {f"b_h{c}": (Hd,) for c in gates}
     p = init(rng, shapes | {"Wc": (Hd, C), "bc": (C,)}, scale=1.5)
     x = rng.standard_normal((B, T, In))
-    inputs = {**{f"x{t}": x[:, t] for t in range(T)}, "h0": rng.standard_normal((B, Hd)) * 0.5}
+    steps = {"x": x} if SLICING else {f"x{t}": x[:, t] for t in range(T)}
+    inputs = {**steps, "h0": rng.standard_normal((B, Hd)) * 0.5}
     inputs |= {"y": rng.integers(0, C, B), **p}
 
     gru, head = nn.GRU(In, Hd, batch_first=True).double(), nn.Linear(Hd, C).double()

@@ -247,6 +247,7 @@ ORACLE = {
     "where": torch.where,
     "clip": lambda x, min=None, max=None: torch.clamp(x, min, max),  # noqa: A006
     "erf": torch.erf,
+    "erfc": torch.erfc,
     "astype": _astype,
     # reductions
     "sum": _reduce(torch.sum),
