@@ -1,9 +1,10 @@
 """2-D pooling (PyTorch's max_pool2d and avg_pool2d, floor mode) and their backward ops.
 
-Forward: a strided view of all windows (templates/kernels/windows.py.j2), reduced with
-np.max / np.mean over the two window axes: no copy, no Python loop. stride defaults to the
-kernel size; max pooling pads with -inf, average pooling with zeros that count in the mean
-(count_include_pad=True), and padding is at most half the kernel, as in PyTorch.
+Forward: a strided view of all windows (templates/kernels/windows.py.j2, no copy), reduced
+with one vectorised np.maximum / add per kernel position (much faster than np.max over the
+small window axes); no Python loop over the batch or the output pixels. stride defaults to
+the kernel size; max pooling pads with -inf, average pooling with zeros that count in the
+mean (count_include_pad=True), and padding is at most half the kernel, as in PyTorch.
 
 Backward ops (col2im: one vectorised strided add per kernel position):
 - max_pool2d_grad(x, g): g to each window's max, the first in row-major order on ties
