@@ -164,6 +164,7 @@ register(
             TestCase(shapes=((2, 3, 4, 4), (3, 1, 2, 2), None), attrs={"groups": 3}),
             TestCase(shapes=((2, 3, 3, 3), (2, 3, 1, 1), (2,))),
             TestCase(shapes=((1, 1, 3, 3), (1, 1, 3, 3), None)),
+            TestCase(shapes=((1, 2, 7, 8), (2, 2, 2, 2), (2,)), attrs={"stride": 3}),
         ),
         doc="PyTorch's conv2d: x (N, C, H, W), w (O, C // groups, kh, kw), optional bias "
         "(O,) -> (N, O, H_out, W_out); a cross-correlation, like every deep-learning conv. "
@@ -206,6 +207,7 @@ _GRAD_CASES = (  # (x shape, w shape, attrs)
     ((1, 2, 6, 5), (3, 2, 3, 3), {"stride": 2, "padding": 1}),
     ((2, 2, 7, 6), (2, 2, 2, 3), {"stride": (2, 1), "padding": (0, 2), "dilation": (2, 1)}),
     ((1, 4, 4, 4), (6, 2, 3, 3), {"groups": 2}),
+    ((1, 2, 7, 8), (2, 2, 2, 2), {"stride": 3}),
 )
 
 

@@ -80,6 +80,7 @@ _POOL_CASES = (  # (x shape, attrs)
     ((1, 2, 7, 5), {"kernel_size": 3, "stride": 2, "padding": 1}),
     ((3, 5, 5), {"kernel_size": 2}),
     ((1, 1, 1, 1), {"kernel_size": 1}),
+    ((1, 2, 7, 8), {"kernel_size": 2, "stride": 3}),
 )
 
 
