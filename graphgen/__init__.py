@@ -22,8 +22,10 @@ from .errors import (  # noqa: E402
     GraphError,
     OpError,
     ShapeError,
+    SpecError,
     WrtError,
 )
+from .frontends import load_graph, save_graph  # noqa: E402
 
 # one builder function per registry op: gg.tanh, gg.sum, gg.softmax_cross_entropy, ...
 for _name, _op in _ops.REGISTRY.items():
@@ -40,11 +42,14 @@ __all__ = [
     "Model",
     "OpError",
     "ShapeError",
+    "SpecError",
     "Tensor",
     "WrtError",
     "__version__",
     "compile",
     "generate",
     "gradcheck",
+    "load_graph",
+    "save_graph",
     *sorted(n for n, o in _ops.REGISTRY.items() if not o.leaf and n != "const"),
 ]

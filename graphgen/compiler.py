@@ -14,6 +14,7 @@ import networkx as nx
 from . import __version__
 from .autodiff import Joint, build_joint, check_wrt
 from .codegen import Body, FunctionEmitter, format_source, kernel_source, template_env
+from .domains import input_domains
 from .ir import spec, validate
 from .naming import Namespace
 from .passes import prune, simplify
@@ -84,6 +85,7 @@ def compile_source(graph: Any, wrt: Any = None) -> Compiled:
                     for n in inputs
                 }
             ),
+            input_domains=repr(input_domains(forward)),
             kernels=[kernel_source(k) for k in sorted(kernels)],
             functions=[_finish(f) for f in functions],
         )

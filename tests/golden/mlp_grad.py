@@ -28,6 +28,15 @@ INPUT_SPECS = {
     "W2": {"shape": (5, 4), "dtype": "float64"},
     "b2": {"shape": (4,), "dtype": "float64"},
 }
+# where valid random inputs come from (graphgen check): "int:N" = integers in [0, N)
+INPUT_DOMAINS = {
+    "x": "real",
+    "y": "int:4",
+    "W1": "real",
+    "b1": "real",
+    "W2": "real",
+    "b2": "real",
+}
 
 
 def _softmax(x, axis):
