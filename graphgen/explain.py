@@ -51,7 +51,9 @@ def explain(graph: Any, wrt: Any = None) -> str:
     wrt = check_wrt(forward, wrt)
     out = forward.graph["outputs"][0]
     if not wrt:
-        raise GraphError(f"graph {forward.graph['name']!r}: nothing to differentiate (wrt is empty)")
+        raise GraphError(
+            f"graph {forward.graph['name']!r}: nothing to differentiate (wrt is empty)"
+        )
     if not spec(forward, out).is_float:
         raise GraphError(f"output {out!r} has dtype {spec(forward, out).dtype}: no backward pass")
     return _Document(forward, wrt).render()
@@ -303,7 +305,9 @@ class _Document:
                 continue
             axes = unbroadcast_axes(ctx.in_shapes[i], ctx.out_shape)
             if axes and rule.kind != "move":
-                expr = rf"\textstyle\sum_{{\text{{axis}}\ {','.join(map(str, axes))}}} {paren(expr)}"
+                expr = (
+                    rf"\textstyle\sum_{{\text{{axis}}\ {','.join(map(str, axes))}}} {paren(expr)}"
+                )
                 notes.append(self._broadcast_note(arg, ctx, i, axes))
             uses = self._active_uses(arg)
             relation = r"\mathrel{+}=" if uses > 1 else "="
@@ -330,7 +334,13 @@ class _Document:
                 f"Cotangent in: ${ctx.g}$, shape {_code(self.shape(node))}, from step "
                 f"{self.step_of[user]}."
             )
-        users = ", ".join(f"{_code(u)} (step {self.step_of[u]})" for u, _ in parts)
+        counts: dict[str, int] = {}
+        for user, _ in parts:
+            counts[user] = counts.get(user, 0) + 1
+        users = ", ".join(
+            f"{_code(u)} (step {self.step_of[u]}{f', {k} times' if k > 1 else ''})"
+            for u, k in counts.items()
+        )
         total = " + ".join(_group(e) for _, e in parts)
         return (
             f"Fan-out: {_code(node)} is used {len(parts)} times, by {users}. Each use sends back "
@@ -395,7 +405,8 @@ class _Document:
                 "Transpose from the matmul VJP: $y = x_1 x_2$ is linear in each operand. A "
                 "change $dx_1$ changes $y$ by $dx_1\\, x_2$, and the VJP is the transpose "
                 "(adjoint) of that linear map: "
-                "$\\langle \\bar{y}, dx_1 x_2 \\rangle = \\langle \\bar{y} x_2^\\top, dx_1 \\rangle$,"
+                "$\\langle \\bar{y}, dx_1 x_2 \\rangle = "
+                "\\langle \\bar{y} x_2^\\top, dx_1 \\rangle$,"
                 " so $\\bar{x}_1 = \\bar{y}\\, x_2^\\top$, and likewise "
                 "$\\bar{x}_2 = x_1^\\top \\bar{y}$. The transposes are not chosen to make the "
                 "shapes agree; they are what the adjoint of a matrix product is. The Jacobian "
@@ -514,7 +525,7 @@ class _Document:
         L = len(self.layers)
         ctx = self._ctx(self.out)
         vjp = rule_for(loss_op).vjp(ctx)
-        expr = vjp[0] if vjp and vjp[0] else r"\bar{z}_{%d}" % L
+        expr = vjp[0] if vjp and vjp[0] else rf"\bar{{z}}_{{{L}}}"
         return f"\\delta_{{{L}}} = {expr.replace(ctx.g, '1')}"
 
     # gradients and code

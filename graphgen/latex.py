@@ -304,9 +304,11 @@ RULES: dict[str, Rule] = {
         "one-hot ($N$ is the number of labels); the dense softmax Jacobian never appears",
     ),
     "mse_loss": Rule(
-        lambda c: rf"\operatorname{{mean}}\left(({c.x[0]} - {c.x[1]})^{{\odot 2}}\right)"
-        if c.attrs.get("reduction", "mean") == "mean"
-        else rf"({c.x[0]} - {c.x[1]})^{{\odot 2}}",
+        lambda c: (
+            rf"\operatorname{{mean}}\left(({c.x[0]} - {c.x[1]})^{{\odot 2}}\right)"
+            if c.attrs.get("reduction", "mean") == "mean"
+            else rf"({c.x[0]} - {c.x[1]})^{{\odot 2}}"
+        ),
         lambda c: [
             rf"{_mse_scale(c)} ({c.x[0]} - {c.x[1]})",
             rf"-{_mse_scale(c)} ({c.x[0]} - {c.x[1]})",
@@ -327,7 +329,7 @@ def rule_for(op: str) -> Rule:
 
 
 def fallback_rule(op: str) -> Rule:
-    """For an op without a LaTeX entry: `\\operatorname{op}(...)`, the VJP in the registry's words."""
+    """For an op without a LaTeX entry: `\\operatorname{op}(...)`, its VJP from the registry."""
     opdef = REGISTRY.get(op)
     formula = opdef.formula if opdef else ""
     if opdef is not None and opdef.vjp is None:

@@ -51,7 +51,9 @@ def joint_view(forward: nx.MultiDiGraph, wrt=None) -> View:
     wrt = check_wrt(forward, wrt)
     out = forward.graph["outputs"][0]
     if not wrt:
-        raise GraphError(f"graph {forward.graph['name']!r}: nothing to differentiate (wrt is empty)")
+        raise GraphError(
+            f"graph {forward.graph['name']!r}: nothing to differentiate (wrt is empty)"
+        )
     if not spec(forward, out).is_float:
         raise GraphError(f"output {out!r} has dtype {spec(forward, out).dtype}: no backward pass")
     joint = build_joint(forward, wrt, seed_input=spec(forward, out).shape != ())
@@ -176,7 +178,9 @@ def to_dot(view: View) -> str:
                 attrs.append(f"label={dot_string(names[i] if i < len(names) else i)}")
             if is_reverse(view.graph, n):
                 attrs.append('style=dashed, color="#c2410c"')
-            lines.append(f"  {ids[a]} -> {ids[n]}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
+            lines.append(
+                f"  {ids[a]} -> {ids[n]}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";"
+            )
     lines.append("}")
     return "\n".join(lines) + "\n"
 

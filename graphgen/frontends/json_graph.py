@@ -156,7 +156,7 @@ def loads_graph(text: str, source: str = "<string>") -> nx.DiGraph:
     except RecursionError:
         raise SpecError(f"{source}: invalid JSON: nested too deeply") from None
     if not isinstance(data, dict):
-        raise SpecError(f"{source}: expected a node-link JSON object, got a {_kind(data)}")
+        raise SpecError(f"{source}: expected a node-link JSON object, got {_kind(data)}")
     nodes = data.get("nodes")
     edges = data.get("edges", data.get("links", []))
     if not isinstance(nodes, list):
@@ -232,6 +232,6 @@ def _decode(value: Any, source: str) -> Any:
 
 
 def _kind(value: Any) -> str:
-    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(value), "number"
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
     )
