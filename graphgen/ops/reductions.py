@@ -114,7 +114,9 @@ def _size_infer(specs, attrs) -> TensorSpec:
 def _emit_size(e) -> str:
     x = e.ins[0]
     dims = [x.shape[a] for a in normalize_axes(e.attrs["axis"], x.ndim)]
-    return e.dim_product(dims)
+    product = e.dim_product(dims)
+    # an atom (the op's precedence), so `g / size` never reads as `g / 4 * batch`
+    return f"({product})" if " * " in product else product
 
 
 register(
