@@ -114,9 +114,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(report)
     failed = [name for name, row in report.rows.items() if not row["ok"]]
     if failed:
-        print(f"FAIL: {', '.join(failed)} disagree(s) with central finite differences")
+        verb = "disagrees" if len(failed) == 1 else "disagree"
+        print(f"FAIL: {', '.join(failed)} {verb} with central finite differences")
         return EXIT_FAILED
-    print(f"ok: all {len(report.rows)} gradients agree with central finite differences")
+    n = len(report.rows)
+    what = "the gradient agrees" if n == 1 else f"all {n} gradients agree"
+    print(f"ok: {what} with central finite differences")
     return EXIT_OK
 
 

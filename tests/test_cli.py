@@ -283,7 +283,7 @@ def test_check_exits_1_when_a_gradient_is_wrong(tmp_path):
     assert done.returncode == 1
     assert re.search(r"^W1 .* FAIL$", done.stdout, re.M)
     assert re.search(r"^b1 .* ok$", done.stdout, re.M)
-    assert "FAIL: W1 disagree" in done.stdout
+    assert "FAIL: W1 disagrees with central finite differences" in done.stdout
 
 
 def test_check_of_a_python_file_that_is_not_generated_is_an_input_error(tmp_path):
