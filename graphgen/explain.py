@@ -217,7 +217,7 @@ class _Document:
   $v$'s shape. A node $y = f(x_1, \\dots)$ maps $\\bar{y}$ to $\\bar{x}_i = J_i^{\\top} \\bar{y}$,
   where $J_i = \\partial y / \\partial x_i$, without forming $J_i$.
 - $\\odot$ and $\\oslash$ are the elementwise (Hadamard) product and division; $v^{\\odot 2}$
-  squares elementwise; $\\mathbb{1}[\\cdot]$ is 1 where the condition holds.
+  squares elementwise; $\\mathbf{1}[\\cdot]$ is 1 where the condition holds.
 - Layout: row-major batch, as in the generated NumPy code. A matrix of activations has one
   row per example, and a dense layer is $z = h W + b$ with $W$ of shape
   (fan-in, fan-out). Textbooks write one example as a column vector, $z = \\mathbf{W} h + b$,
@@ -466,7 +466,9 @@ class _Document:
             "## The backprop recurrence",
             "",
             f"This graph is a {L}-layer perceptron: for $l = 1, \\dots, {L}$,",
-            "$z_l = h_{l-1} W_l + b_l$ and $h_l = \\sigma_l(z_l)$, with $h_0$ the input and "
+            "$z_l = h_{l-1} W_l + b_l$, and $h_l = \\sigma_l(z_l)$ for "
+            f"$l < {L}$, with $h_0$ the "
+            "input and "
             f"$z_{L}$ the logits fed to `{loss_op}`. Write "
             "$\\delta_l = \\bar{z}_l = \\partial L / \\partial z_l$ (one row per example). "
             "Composing the steps above, layer by layer:",

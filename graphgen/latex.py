@@ -217,7 +217,7 @@ RULES: dict[str, Rule] = {
     "square": _hadamard(r"{x}^{{\odot 2}}", lambda c: rf"2 {c.x[0]}"),
     "tanh": _hadamard(r"\tanh({x})", lambda c: rf"1 - {c.y}^{{\odot 2}}"),
     "sigmoid": _hadamard(r"\sigma({x})", lambda c: rf"{c.y} \odot (1 - {c.y})"),
-    "relu": _hadamard(r"\max({x}, 0)", lambda c: rf"\mathbb{{1}}[{c.x[0]} > 0]"),
+    "relu": _hadamard(r"\max({x}, 0)", lambda c: rf"\mathbf{{1}}[{c.x[0]} > 0]"),
     "add": Rule(lambda c: f"{c.x[0]} + {c.x[1]}", lambda c: [c.g, c.g], "linear"),
     "subtract": Rule(lambda c: f"{c.x[0]} - {c.x[1]}", lambda c: [c.g, f"-{c.g}"], "linear"),
     "multiply": Rule(
@@ -266,7 +266,7 @@ RULES: dict[str, Rule] = {
     "max": Rule(
         lambda c: rf"\max{_sum_sub(c)} {c.x[0]}",
         lambda c: [
-            rf"\operatorname{{broadcast}}({c.g}) \odot \mathbb{{1}}[{c.x[0]} = {c.y}]"
+            rf"\operatorname{{broadcast}}({c.g}) \odot \mathbf{{1}}[{c.x[0]} = {c.y}]"
             r" \oslash \#\text{ties}"
         ],
         "select",

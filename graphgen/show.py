@@ -157,10 +157,13 @@ def to_dot(view: View) -> str:
     order = topological_order(view.graph)
     ids = {n: f"n{i}" for i, n in enumerate(order)}
     outputs = set(view.outputs) | set(view.grads.values())
+    title = dot_string(view.graph.graph.get("name", "graph"))[1:-1]
+    if view.backward:
+        title += "\\nreverse nodes (built by the VJP rules) orange, with dashed edges"
+    title += "\\ndouble border: outputs" + (" and gradients" if view.backward else "")
     lines = [
         "digraph graphgen {",
-        f"  graph [label={dot_string(view.graph.graph.get('name', 'graph'))}, labelloc=t, "
-        'rankdir=TB, fontname="Helvetica"];',
+        f'  graph [label="{title}", labelloc=t, rankdir=TB, fontname="Helvetica"];',
         '  node [style=filled, fontname="Helvetica", fontsize=10];',
         '  edge [fontname="Helvetica", fontsize=9, color="#6b7280"];',
     ]
