@@ -46,13 +46,22 @@ class RefuseGraphgen:
 def generate(path: Path) -> None:
     """Make the module with the graphgen command line, in another process."""
     command = [sys.executable, "-m", "graphgen.cli", "compile", str(GRAPH_FILE), "-o", str(path)]
-    print("generating it:", " ".join(command[1:]))
+    print("generating it: python", " ".join(shown(c) for c in command[1:]))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE.parent), env.get("PYTHONPATH")) if p)
     path.parent.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"could not generate {path}: {done.stderr.strip()}")
+
+
+def shown(path: str | Path) -> str:
+    """`path` relative to the working directory when it lies below it, for printing."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def import_file(path: Path):
@@ -103,10 +112,10 @@ def main(argv: list[str] | None = None) -> float:
 
     sys.meta_path.insert(0, RefuseGraphgen())
     if not args.module.exists():
-        print(f"{args.module} does not exist yet")
+        print(f"{shown(args.module)} does not exist yet")
         generate(args.module)
     module = import_file(args.module)
-    print(f"imported {args.module}: inputs {module.INPUTS}, outputs {module.OUTPUTS}")
+    print(f"imported {shown(args.module)}: inputs {module.INPUTS}, outputs {module.OUTPUTS}")
     data, labels = roles(module)
 
     x_train, y_train, x_test, y_test = split(*load_digits())
