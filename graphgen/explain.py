@@ -33,7 +33,6 @@ from .latex import (
     name_symbol,
     numel,
     operand_names,
-    paren,
     rule_for,
     tt,
     unbroadcast_axes,
@@ -305,9 +304,9 @@ class _Document:
                 continue
             axes = unbroadcast_axes(ctx.in_shapes[i], ctx.out_shape)
             if axes and rule.kind != "move":
-                expr = (
-                    rf"\textstyle\sum_{{\text{{axis}}\ {','.join(map(str, axes))}}} {paren(expr)}"
-                )
+                summed = rf"\left({expr}\right)" if " " in expr else expr
+                where = ",".join(map(str, axes))
+                expr = rf"\textstyle\sum_{{\text{{axis}}\ {where}}} {summed}"
                 notes.append(self._broadcast_note(arg, ctx, i, axes))
             uses = self._active_uses(arg)
             relation = r"\mathrel{+}=" if uses > 1 else "="
@@ -315,7 +314,9 @@ class _Document:
             lines += ["", f"$${bar(self.s(arg))} {relation} {expr}$$", ""]
             lines.append(self._shapes_line(node, arg, i, ctx))
         explanation = self._explain_kind(node, ctx, rule, args)
-        lines += ["", *[p for p in [explanation, *dict.fromkeys(notes)] if p]]
+        for paragraph in [explanation, *dict.fromkeys(notes)]:
+            if paragraph:
+                lines += ["", paragraph]
         return "\n".join(lines)
 
     def _incoming(self, node: str, ctx: Ctx) -> str:
@@ -358,6 +359,8 @@ class _Document:
             return f"{data['dtype']} values are not differentiable"
         if data["op"] == "const":
             return "a constant"
+        if data["op"] in ("input", "param"):
+            return "not differentiated: it is not in wrt"
         return "it does not depend on any differentiated leaf"
 
     def _active_uses(self, node: str) -> int:
@@ -393,7 +396,7 @@ class _Document:
             f"{', '.join(map(str, axes))}, i.e. copied; the VJP of a copy is the sum of the "
             "copies' cotangents."
         )
-        if len(ctx.in_shapes[i]) == 1 and axes == (0,):
+        if ctx.op == "add" and len(ctx.in_shapes[i]) == 1 and axes == (0,):
             text += " For a bias this is the familiar sum of $\\delta$ over the batch."
         return text
 
