@@ -23,6 +23,7 @@ from .errors import GraphError, WrtError
 from .ir import spec
 from .ops import functions as F
 from .ops.registry import get_op
+from .passes.dce import downstream, upstream
 from .schedule import operands, topological_order
 
 SEED = "seed"
@@ -119,11 +120,7 @@ def _active_nodes(graph: nx.MultiDiGraph, wrt: list[str], out: str) -> set[str]:
     floats = graph.subgraph(n for n, d in graph.nodes(data="dtype") if d in ("float32", "float64"))
     if out not in floats:
         return set()
-    downstream = set()
-    for w in wrt:
-        downstream |= {w} | nx.descendants(floats, w)
-    upstream = {out} | nx.ancestors(floats, out)
-    return downstream & upstream
+    return downstream(floats, wrt) & upstream(floats, [out])
 
 
 def _accumulate(b: Graph, node: str, parts: list[Tensor]) -> Tensor:

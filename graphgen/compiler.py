@@ -17,7 +17,7 @@ from .codegen import Body, FunctionEmitter, format_source, kernel_source, templa
 from .domains import input_domains
 from .ir import spec, validate
 from .naming import Namespace
-from .passes import prune, simplify
+from .passes import eliminate_common_subexpressions, prune, simplify
 
 
 @dataclass
@@ -102,6 +102,7 @@ def _emit(
 def _emit_joint(joint: Joint, outputs, wrt, inputs, params) -> tuple[Body, dict[str, str]]:
     grad_nodes = [joint.grads[w] for w in wrt]
     targets = simplify(joint.graph, list(outputs) + grad_nodes)
+    targets = eliminate_common_subexpressions(joint.graph, targets)
     out_targets, grad_targets = targets[: len(outputs)], targets[len(outputs) :]
     graph = prune(joint.graph, targets)
     body = _emit(graph, list(dict.fromkeys(targets)), inputs, params)
@@ -123,7 +124,7 @@ def _function(
     name, body: Body, params, inputs, outputs, grads=None, doc="", extra_param=None
 ) -> dict:
     values = [body.results[o] for o in outputs]
-    value = values[0] if len(values) == 1 else "(" + ", ".join(values) + ",)"
+    value = values[0] if len(values) == 1 else "(" + ", ".join(values) + ")"
     ret = value
     if grads is not None:
         ret = f"{value}, {{" + ", ".join(f"{w!r}: {e}" for w, e in grads.items()) + "}"

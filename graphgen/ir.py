@@ -92,6 +92,8 @@ def _check_outputs(outputs: Any, graph: nx.MultiDiGraph) -> list[str]:
 
 
 def _check_acyclic(graph: nx.MultiDiGraph) -> None:
+    if nx.is_directed_acyclic_graph(graph):  # linear; find_cycle only to report one
+        return
     try:
         cycle = nx.find_cycle(graph)
     except nx.NetworkXNoCycle:

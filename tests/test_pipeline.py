@@ -130,3 +130,12 @@ def test_backward_statements_name_their_rule_and_shapes():
 def test_dead_intermediates_are_deleted():
     body = function_source(gg.generate(mlp()), "value_and_grad")
     assert "del " in body
+
+
+def test_a_value_two_rules_build_alike_is_computed_once():
+    g = gg.Graph("square")
+    x = g.param("x", (3,))
+    g.output(gg.sum(x * x))
+    body = function_source(gg.generate(g), "value_and_grad")
+    # multiply's VJP builds g * x for each of its two (identical) operands: one statement
+    assert sum(" * x" in line for line in body.splitlines() if not line.strip().startswith("#")) == 2

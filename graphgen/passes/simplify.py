@@ -41,7 +41,7 @@ def simplify(graph: nx.MultiDiGraph, targets: list[str]) -> list[str]:
             continue
         same = _identity_of(graph, node, args)
         if same is not None and spec(graph, same) == spec(graph, node):
-            _redirect(graph, node, same)
+            redirect(graph, node, same)
             replaced[node] = same
     return [_final(replaced, t) for t in targets]
 
@@ -103,7 +103,7 @@ def _identity_of(graph, node, args):
     return None
 
 
-def _redirect(graph: nx.MultiDiGraph, node: str, target: str) -> None:
+def redirect(graph: nx.MultiDiGraph, node: str, target: str) -> None:
     """Make every use of `node` a use of `target`, keeping naming tags where useful."""
     for _, user, key, arg in list(graph.out_edges(node, keys=True, data="arg")):
         graph.remove_edge(node, user, key)
