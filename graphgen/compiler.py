@@ -99,12 +99,21 @@ def _emit(
     return FunctionEmitter(graph, targets, inputs, params).body()
 
 
-def _emit_joint(joint: Joint, outputs, wrt, inputs, params) -> tuple[Body, dict[str, str]]:
+def optimize_joint(
+    joint: Joint, outputs: list[str], wrt: list[str]
+) -> tuple[nx.MultiDiGraph, list[str], list[str]]:
+    """The joint graph as it is emitted (simplified, CSE'd, pruned), its output nodes and
+    gradient nodes (in `wrt` order). `graphgen show --backward` prints this graph."""
     grad_nodes = [joint.grads[w] for w in wrt]
     targets = simplify(joint.graph, list(outputs) + grad_nodes)
     targets = eliminate_common_subexpressions(joint.graph, targets)
-    out_targets, grad_targets = targets[: len(outputs)], targets[len(outputs) :]
     graph = prune(joint.graph, targets)
+    return graph, targets[: len(outputs)], targets[len(outputs) :]
+
+
+def _emit_joint(joint: Joint, outputs, wrt, inputs, params) -> tuple[Body, dict[str, str]]:
+    graph, out_targets, grad_targets = optimize_joint(joint, outputs, wrt)
+    targets = out_targets + grad_targets
     body = _emit(graph, list(dict.fromkeys(targets)), inputs, params)
     grads = {}
     seen: set[str] = set()

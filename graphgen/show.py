@@ -2,7 +2,7 @@
 
 The listing prints one node a line, the way a jaxpr or an FX graph prints
 (`h1: f64[batch,5] = tanh(z1)`). With `backward`, the graph shown is the joint forward +
-reverse graph exactly as it is compiled (after simplification and pruning), each reverse
+reverse graph exactly as it is compiled (`compiler.optimize_joint`), each reverse
 node marked with the VJP rule that built it and the forward node it belongs to.
 
 Node names are untrusted text: the listing escapes control characters, and DOT labels are
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import networkx as nx
 
 from .autodiff import build_joint, check_wrt
+from .compiler import optimize_joint
 from .errors import GraphError
 from .ir import format_node, spec
 from .ops.registry import get_op
-from .passes import prune, simplify
 from .schedule import operands, topological_order
 
 
@@ -57,10 +57,8 @@ def joint_view(forward: nx.MultiDiGraph, wrt=None) -> View:
     if not spec(forward, out).is_float:
         raise GraphError(f"output {out!r} has dtype {spec(forward, out).dtype}: no backward pass")
     joint = build_joint(forward, wrt, seed_input=spec(forward, out).shape != ())
-    outputs = list(forward.graph["outputs"])
-    targets = simplify(joint.graph, outputs + [joint.grads[w] for w in wrt])
-    graph = prune(joint.graph, targets)
-    return View(graph, targets[: len(outputs)], dict(zip(wrt, targets[len(outputs) :])))
+    graph, outputs, grads = optimize_joint(joint, list(forward.graph["outputs"]), wrt)
+    return View(graph, outputs, dict(zip(wrt, grads)))
 
 
 def is_reverse(graph: nx.MultiDiGraph, node: str) -> bool:

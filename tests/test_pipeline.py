@@ -138,4 +138,6 @@ def test_a_value_two_rules_build_alike_is_computed_once():
     g.output(gg.sum(x * x))
     body = function_source(gg.generate(g), "value_and_grad")
     # multiply's VJP builds g * x for each of its two (identical) operands: one statement
-    assert sum(" * x" in line for line in body.splitlines() if not line.strip().startswith("#")) == 2
+    assert (
+        sum(" * x" in line for line in body.splitlines() if not line.strip().startswith("#")) == 2
+    )
