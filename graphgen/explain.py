@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
@@ -29,14 +28,14 @@ from .ir import spec, validate
 from .latex import (
     Ctx,
     bar,
-    escape,
     name_symbol,
-    numel,
     operand_names,
     rule_for,
     tt,
     unbroadcast_axes,
+    why,
 )
+from .layers import Layer, find_layers
 from .ops.shapes import fmt_shape
 from .schedule import operands, topological_order
 
@@ -56,74 +55,6 @@ def explain(graph: Any, wrt: Any = None) -> str:
     if not spec(forward, out).is_float:
         raise GraphError(f"output {out!r} has dtype {spec(forward, out).dtype}: no backward pass")
     return _Document(forward, wrt).render()
-
-
-# ---- the multilayer perceptron pattern --------------------------------------------------
-
-
-@dataclass
-class Layer:
-    """z = h_in @ W (+ b); h = act(z) except for the last layer (whose z are the logits)."""
-
-    z: str
-    matmul: str
-    W: str
-    b: str | None
-    h_in: str
-    h: str | None = None  # the activation node of this layer
-
-
-def find_layers(graph: nx.MultiDiGraph, loss: str) -> list[Layer]:
-    """The dense layers feeding `loss`, first to last, or [] when it is not an MLP (L >= 2)."""
-    args = operands(graph, loss)
-    if not args:
-        return []
-    layers: list[Layer] = []
-    z = args[0]
-    while True:
-        layer = _dense(graph, z)
-        if layer is None:
-            return []
-        layers.append(layer)
-        h = layer.h_in
-        if graph.nodes[h]["op"] in ("input", "param"):
-            break
-        if not _is_activation(graph, h) or graph.out_degree(h) != 1:
-            return []
-        z_prev = operands(graph, h)[0]
-        if graph.out_degree(z_prev) != 1:
-            return []
-        z = z_prev
-    layers.reverse()
-    for below, above in zip(layers, layers[1:]):
-        below.h = above.h_in
-    return layers if len(layers) >= 2 else []
-
-
-def _dense(graph: nx.MultiDiGraph, z: str) -> Layer | None:
-    data = graph.nodes[z]
-    m, b = z, None
-    if data["op"] == "add":
-        a0, a1 = operands(graph, z)
-        m, b = (a0, a1) if graph.nodes[a0]["op"] == "matmul" else (a1, a0)
-        if graph.nodes[b]["op"] not in ("input", "param") or len(graph.nodes[b]["shape"]) != 1:
-            return None
-        if graph.out_degree(m) != 1:
-            return None
-    if graph.nodes[m]["op"] != "matmul":
-        return None
-    h_in, W = operands(graph, m)
-    wdata = graph.nodes[W]
-    if wdata["op"] not in ("input", "param") or len(wdata["shape"]) != 2:
-        return None
-    if len(graph.nodes[h_in]["shape"]) != 2:
-        return None
-    return Layer(z=z, matmul=m, W=W, b=b, h_in=h_in)
-
-
-def _is_activation(graph: nx.MultiDiGraph, node: str) -> bool:
-    rule = rule_for(graph.nodes[node]["op"])
-    return rule.kind == "hadamard" and rule.derivative is not None
 
 
 # ---- the document -----------------------------------------------------------------------
@@ -313,7 +244,7 @@ class _Document:
             self.contributions.setdefault(arg, []).append((node, expr))
             lines += ["", f"$${bar(self.s(arg))} {relation} {expr}$$", ""]
             lines.append(self._shapes_line(node, arg, i, ctx))
-        explanation = self._explain_kind(node, ctx, rule, args)
+        explanation = why(rule, ctx)
         for paragraph in [explanation, *dict.fromkeys(notes)]:
             if paragraph:
                 lines += ["", paragraph]
@@ -399,64 +330,6 @@ class _Document:
         if ctx.op == "add" and len(ctx.in_shapes[i]) == 1 and axes == (0,):
             text += " For a bias this is the familiar sum of $\\delta$ over the batch."
         return text
-
-    def _explain_kind(self, node: str, ctx: Ctx, rule, args: list[str]) -> str:
-        op = ctx.op
-        n = numel(ctx.out_shape)
-        if rule.kind == "transpose":
-            return (
-                "Transpose from the matmul VJP: $y = x_1 x_2$ is linear in each operand. A "
-                "change $dx_1$ changes $y$ by $dx_1\\, x_2$, and the VJP is the transpose "
-                "(adjoint) of that linear map: "
-                "$\\langle \\bar{y}, dx_1 x_2 \\rangle = "
-                "\\langle \\bar{y} x_2^\\top, dx_1 \\rangle$,"
-                " so $\\bar{x}_1 = \\bar{y}\\, x_2^\\top$, and likewise "
-                "$\\bar{x}_2 = x_1^\\top \\bar{y}$. The transposes are not chosen to make the "
-                "shapes agree; they are what the adjoint of a matrix product is. The Jacobian "
-                f"(of size {n} by {numel(ctx.in_shapes[1])} for the right operand) is never formed."
-            )
-        if rule.kind == "hadamard":
-            if rule.derivative is not None:
-                deriv = rule.derivative(ctx)
-                name = rf"\operatorname{{{escape(op)}}}"
-                return (
-                    f"Hadamard product from a diagonal Jacobian: `{op}` acts elementwise, so "
-                    f"$\\partial {ctx.y} / \\partial {ctx.x[0]}$ is the diagonal matrix "
-                    f"$\\operatorname{{diag}}({name}'({ctx.x[0]}))$ of size {n} by {n}, with "
-                    f"${name}'({ctx.x[0]}) = {deriv}$. Multiplying by a diagonal matrix is the "
-                    "elementwise product $\\odot$ with its diagonal, so the VJP needs only the "
-                    "derivative values, never the matrix."
-                )
-            return (
-                f"Hadamard products from diagonal Jacobians: `{op}` is elementwise in each "
-                f"operand, so each Jacobian is a diagonal {n} by {n} matrix and applying its "
-                "transpose is an elementwise product $\\odot$."
-            )
-        if rule.kind == "linear":
-            return (
-                f"`{op}` is linear with an identity (or negated identity) Jacobian: the "
-                "cotangent passes through unchanged."
-            )
-        if rule.kind == "broadcast":
-            return (
-                f"`{op}` adds up entries, so its Jacobian is rows of ones; their transpose copies "
-                "the cotangent back to every position that was reduced (a broadcast)."
-            )
-        if rule.kind == "move":
-            return (
-                f"`{op}` only moves entries: its Jacobian is a permutation matrix, whose "
-                "transpose is the inverse permutation."
-            )
-        if rule.kind == "select":
-            return (
-                f"`{op}` selects entries: the cotangent flows only to the entries that were "
-                "selected (a diagonal 0/1 Jacobian, applied as $\\odot$)."
-            )
-        if rule.kind == "fused":
-            return f"Fused rule: {rule.note}."
-        if rule.kind == "none":
-            return f"`{op}` has no gradient."
-        return ""
 
     # the MLP recurrence
     def _recurrence(self) -> str:

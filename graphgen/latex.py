@@ -323,6 +323,66 @@ for _name in ("one_hot", "size", "ones_like", "zeros_like"):
     RULES[_name] = Rule(_call(_name), _none, "none")
 
 
+def why(rule: Rule, ctx: Ctx) -> str:
+    """The sentence saying where the shape of the VJP comes from, by the rule's kind."""
+    op = ctx.op
+    n = numel(ctx.out_shape)
+    if rule.kind == "transpose":
+        return (
+            "Transpose from the matmul VJP: $y = x_1 x_2$ is linear in each operand. A "
+            "change $dx_1$ changes $y$ by $dx_1\\, x_2$, and the VJP is the transpose "
+            "(adjoint) of that linear map: "
+            "$\\langle \\bar{y}, dx_1 x_2 \\rangle = "
+            "\\langle \\bar{y} x_2^\\top, dx_1 \\rangle$,"
+            " so $\\bar{x}_1 = \\bar{y}\\, x_2^\\top$, and likewise "
+            "$\\bar{x}_2 = x_1^\\top \\bar{y}$. The transposes are not chosen to make the "
+            "shapes agree; they are what the adjoint of a matrix product is. The Jacobian "
+            f"(of size {n} by {numel(ctx.in_shapes[1])} for the right operand) is never formed."
+        )
+    if rule.kind == "hadamard":
+        if rule.derivative is not None:
+            deriv = rule.derivative(ctx)
+            name = rf"\operatorname{{{escape(op)}}}"
+            return (
+                f"Hadamard product from a diagonal Jacobian: `{op}` acts elementwise, so "
+                f"$\\partial {ctx.y} / \\partial {ctx.x[0]}$ is the diagonal matrix "
+                f"$\\operatorname{{diag}}({name}'({ctx.x[0]}))$ of size {n} by {n}, with "
+                f"${name}'({ctx.x[0]}) = {deriv}$. Multiplying by a diagonal matrix is the "
+                "elementwise product $\\odot$ with its diagonal, so the VJP needs only the "
+                "derivative values, never the matrix."
+            )
+        return (
+            f"Hadamard products from diagonal Jacobians: `{op}` is elementwise in each "
+            f"operand, so each Jacobian is a diagonal {n} by {n} matrix and applying its "
+            "transpose is an elementwise product $\\odot$."
+        )
+    if rule.kind == "linear":
+        return (
+            f"`{op}` is linear with an identity (or negated identity) Jacobian: the "
+            "cotangent passes through unchanged."
+        )
+    if rule.kind == "broadcast":
+        return (
+            f"`{op}` adds up entries, so its Jacobian is rows of ones; their transpose copies "
+            "the cotangent back to every position that was reduced (a broadcast)."
+        )
+    if rule.kind == "move":
+        return (
+            f"`{op}` only moves entries: its Jacobian is a permutation matrix, whose "
+            "transpose is the inverse permutation."
+        )
+    if rule.kind == "select":
+        return (
+            f"`{op}` selects entries: the cotangent flows only to the entries that were "
+            "selected (a diagonal 0/1 Jacobian, applied as $\\odot$)."
+        )
+    if rule.kind == "fused":
+        return f"Fused rule: {rule.note}."
+    if rule.kind == "none":
+        return f"`{op}` has no gradient."
+    return ""
+
+
 def rule_for(op: str) -> Rule:
     """The op's LaTeX rule, or one made from its registry formula."""
     return RULES.get(op) or fallback_rule(op)

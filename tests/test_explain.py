@@ -9,8 +9,9 @@ from test_ops import CASES, build_case
 
 import graphgen as gg
 from graphgen import latex
-from graphgen.explain import explain, find_layers
+from graphgen.explain import explain
 from graphgen.ir import validate
+from graphgen.layers import find_layers
 from graphgen.ops import REGISTRY
 
 
