@@ -1,14 +1,27 @@
 """The op registry, filled by one module per op family.
 
 leaves       input, param, const
-elementwise  unary math, binary arithmetic, comparisons, where, astype, *_like
+elementwise  unary math, binary arithmetic, maximum, minimum, clip, comparisons, where,
+             astype, *_like
+unary        log1p, expm1, reciprocal, abs, sin, cos, sign, floor, ceil, round, stop_gradient
+activations  erf, softplus, leaky_relu, elu, gelu
 reductions   sum, mean, max, size
 shape        reshape, transpose, broadcast_to
 linalg       matmul
 nn           softmax, log_softmax, softmax_cross_entropy, mse_loss, one_hot
 """
 
-from . import elementwise, functions, leaves, linalg, nn, reductions, shape  # noqa: F401
+from . import (  # noqa: F401
+    activations,
+    elementwise,
+    functions,
+    leaves,
+    linalg,
+    nn,
+    reductions,
+    shape,
+    unary,
+)
 from .functions import make_builder
 from .registry import REGISTRY, OpDef, TensorSpec, TestCase, get_op
 
