@@ -5,6 +5,8 @@ elementwise  unary math, binary arithmetic, maximum, minimum, clip, comparisons,
              astype, *_like
 unary        log1p, expm1, reciprocal, abs, sin, cos, sign, floor, ceil, round, stop_gradient
 activations  erf, softplus, leaky_relu, elu, gelu
+indexing     getitem (x[...]), take, take_along_axis, pad, cumsum, and the scatters that
+             transpose the gathers (slice_scatter, scatter_add, scatter_add_along_axis)
 reductions   sum, mean, max, size
 shape        reshape, transpose, broadcast_to
 linalg       matmul
@@ -15,6 +17,7 @@ from . import (  # noqa: F401
     activations,
     elementwise,
     functions,
+    indexing,
     leaves,
     linalg,
     nn,
