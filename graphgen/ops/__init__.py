@@ -10,11 +10,13 @@ indexing     getitem (x[...]), take, take_along_axis, pad, cumsum, and the scatt
 reductions   sum, mean, max, size
 shape        reshape, transpose, broadcast_to
 linalg       matmul
+einsum       einsum (any subscripts), eye
 nn           softmax, log_softmax, softmax_cross_entropy, mse_loss, one_hot
 """
 
 from . import (  # noqa: F401
     activations,
+    einsum,
     elementwise,
     functions,
     indexing,
