@@ -4,7 +4,7 @@ leaves       input, param, const
 elementwise  unary math, binary arithmetic, maximum, minimum, clip, comparisons, where,
              astype, *_like
 unary        log1p, expm1, reciprocal, abs, sin, cos, sign, floor, ceil, round, stop_gradient
-activations  erf, softplus, leaky_relu, elu, gelu
+activations  softplus, erf, erfc, leaky_relu, elu, gelu
 indexing     getitem (x[...]), take, take_along_axis, pad, cumsum, and the scatters that
              transpose the gathers (slice_scatter, scatter_add, scatter_add_along_axis)
 reductions   sum, mean, max, size

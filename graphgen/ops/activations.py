@@ -1,9 +1,10 @@
-"""Activations and erf: softplus, leaky_relu, elu, gelu (exact erf form or tanh form).
+"""Activations and erf: softplus, erf, erfc, leaky_relu, elu, gelu (exact or tanh form).
 
 Emitters that would use their operand more than once (leaky_relu, elu, gelu) call a small
 kernel function instead, so that an inlined operand expression is never computed twice.
-NumPy has no erf: the `erf` op and gelu's exact form use the `_erf` kernel
-(templates/kernels/erf.py.j2), accurate to a few float64 ulps. Every VJP is the cotangent
+NumPy has no erf: the `erf` and `erfc` ops and gelu's exact form use the `_erf`/`_erfc`
+kernels (templates/kernels/), within a few float64 ulps; gelu uses erfc so that its
+negative tail keeps its relative accuracy. Every VJP is the cotangent
 times the local derivative, built with ordinary ops (erf, exp, tanh, where).
 """
 
@@ -28,7 +29,7 @@ def _float_infer(specs, attrs) -> TensorSpec:
     return TensorSpec(specs[0].shape, float_result(specs[0].dtype))
 
 
-# ---- softplus and erf --------------------------------------------------------------------
+# ---- softplus, erf, erfc --------------------------------------------------------------------
 
 unary(
     "softplus",
@@ -44,20 +45,45 @@ def _erf_vjp(g, out, args, attrs):
     return (g * TWO_OVER_SQRT_PI * F.exp(-F.square(x)),)
 
 
-register(
-    OpDef(
-        name="erf",
-        operands=("x",),
-        infer=_float_infer,
-        emit=lambda e: f"_erf({e.arg(0)})",
-        kernel="erf",
-        vjp=_erf_vjp,
-        formula="dx = g * 2 / sqrt(pi) * exp(-x**2)",
-        tests=tuple(TestCase(shapes=(s,)) for s in _SHAPES)
-        + (TestCase(shapes=((5,),), domains=("nonzero",)),),
-        doc="the error function (math.erf elementwise), to float64 rounding",
+def _erfc_vjp(g, out, args, attrs):
+    x = args[0]
+    return (g * -TWO_OVER_SQRT_PI * F.exp(-F.square(x)),)
+
+
+# kernels: each tuple lists a kernel after the kernels it calls
+ERF_KERNELS = ("erfc_fraction", "erf")
+ERFC_KERNELS = (*ERF_KERNELS, "erfc")
+
+for _name, _kernels, _vjp, _formula, _doc in (
+    (
+        "erf",
+        ERF_KERNELS,
+        _erf_vjp,
+        "dx = g * 2 / sqrt(pi) * exp(-x**2)",
+        "the error function (math.erf elementwise), within a few float64 ulps",
+    ),
+    (
+        "erfc",
+        ERFC_KERNELS,
+        _erfc_vjp,
+        "dx = -g * 2 / sqrt(pi) * exp(-x**2)",
+        "1 - erf(x) (math.erfc elementwise), accurate where it is tiny",
+    ),
+):
+    register(
+        OpDef(
+            name=_name,
+            operands=("x",),
+            infer=_float_infer,
+            emit=lambda e, n=_name: f"_{n}({e.arg(0)})",
+            kernel=_kernels,
+            vjp=_vjp,
+            formula=_formula,
+            tests=tuple(TestCase(shapes=(s,)) for s in _SHAPES)
+            + (TestCase(shapes=((5,),), domains=("nonzero",)),),
+            doc=_doc,
+        )
     )
-)
 
 
 # ---- activations with attrs ------------------------------------------------------------
@@ -116,7 +142,7 @@ for _name, _default, _vjp, _formula, _doc in (
 def _gelu_vjp(g, out, args, attrs):
     x = args[0]
     if attrs["approximate"] == "none":  # d/dx x Phi(x) = Phi(x) + x phi(x)
-        cdf = 0.5 * (1.0 + F.erf(x * INV_SQRT_2))
+        cdf = 0.5 * F.erfc(x * -INV_SQRT_2)
         return (g * (cdf + x * INV_SQRT_2PI * F.exp(-0.5 * F.square(x))),)
     t = F.tanh(SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x**3.0))
     du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * F.square(x))
@@ -130,7 +156,9 @@ register(
         attrs={"approximate": Attr("none", one_of("none", "tanh"), '"none" (erf) or "tanh"')},
         infer=_float_infer,
         emit=lambda e: f"_gelu{'_tanh' if e.attrs['approximate'] == 'tanh' else ''}({e.arg(0)})",
-        kernel=lambda attrs: ("erf", "gelu") if attrs["approximate"] == "none" else ("gelu_tanh",),
+        kernel=lambda attrs: (
+            (*ERFC_KERNELS, "gelu") if attrs["approximate"] == "none" else ("gelu_tanh",)
+        ),
         vjp=_gelu_vjp,
         formula=(
             "dx = g * (Phi(x) + x * phi(x)); tanh form: dx = g * (0.5 (1 + t) + "
