@@ -5,8 +5,8 @@ elementwise  unary math, binary arithmetic, maximum, minimum, clip, comparisons,
              astype, *_like
 unary        log1p, expm1, reciprocal, abs, sin, cos, sign, floor, ceil, round, stop_gradient
 activations  softplus, erf, erfc, leaky_relu, elu, gelu
-indexing     getitem (x[...]), take, take_along_axis, pad, cumsum, and the scatters that
-             transpose the gathers (slice_scatter, scatter_add, scatter_add_along_axis)
+indexing     getitem (x[...]) and slice_scatter, pad, cumsum
+gathers      take, take_along_axis, and their transposes scatter_add, scatter_add_along_axis
 reductions   sum, mean, max, size
 shape        reshape, transpose, broadcast_to
 linalg       matmul
@@ -19,6 +19,7 @@ from . import (  # noqa: F401
     einsum,
     elementwise,
     functions,
+    gathers,
     indexing,
     leaves,
     linalg,

@@ -1,12 +1,9 @@
-"""Indexing: x[...] (getitem), take, take_along_axis, pad, cumsum, and the scatters that
-transpose the gathers.
+"""Indexing: x[...] (getitem) and its transpose slice_scatter, pad, cumsum.
 
-A gather reads entries of x, so its VJP writes the cotangent back to the entries read.
-Basic indexing reads each entry at most once: `slice_scatter` writes g into zeros. take and
-take_along_axis may read an entry several times: their transposes `scatter_add` and
-`scatter_add_along_axis` accumulate with np.add.at semantics. The VJP of each scatter is
-the gather again, so the pairs differentiate twice. pad's VJP slices the padding off
-(a view); cumsum's VJP is a reversed cumsum of the reversed cotangent.
+Basic indexing reads each entry of x at most once, so its VJP writes g into zeros at the
+same index (`slice_scatter`, whose own VJP is the indexing again). pad's VJP slices the
+padding off (a view); cumsum's VJP is a reversed cumsum of the reversed cotangent.
+Gathers with integer tensors (take, take_along_axis) are in gathers.py.
 
 Indices are stored in attrs as JSON data: an int, None (a new axis), "..." (Ellipsis) or
 ("slice", start, stop, step) per item. Emitters render them from the ints alone.
@@ -19,7 +16,7 @@ import numbers
 from . import functions as F
 from .leaves import number_literal
 from .registry import ATOM, Attr, OpDef, TensorSpec, TestCase, as_int, as_number, as_shape, register
-from .shapes import broadcast_dim, fmt_shape, normalize_axes, numel
+from .shapes import fmt_shape, normalize_axes, numel
 
 ELLIPSIS = "..."
 
@@ -120,7 +117,7 @@ def index_source(index) -> str:
     return ", ".join(item(i) for i in index) if index else "()"
 
 
-def _same_shape(a, b) -> bool:
+def same_shape(a, b) -> bool:
     return len(a) == len(b) and all(
         x == y or isinstance(x, str) != isinstance(y, str) for x, y in zip(a, b)
     )
@@ -161,7 +158,7 @@ register(
 def _slice_scatter_infer(specs, attrs) -> TensorSpec:
     shape = attrs["shape"]
     want = index_shape(shape, attrs["index"])
-    if not _same_shape(specs[0].shape, want):
+    if not same_shape(specs[0].shape, want):
         raise ValueError(
             f"updates {fmt_shape(specs[0].shape)} do not fit the index's shape {fmt_shape(want)}"
         )
@@ -189,178 +186,20 @@ register(
     )
 )
 
-# ---- gathers with integer tensors and their scatter-add transposes ----------------------
+# ---- shared by the ops with an axis attribute (int or None) ------------------------------
 
 
-def _require_int(spec: TensorSpec) -> None:
-    if spec.dtype != "int64":
-        raise ValueError(f"indices must be int64, got {spec.dtype}")
-
-
-def take_shape(shape, indices_shape, axis) -> tuple:
-    if axis is None:
-        return tuple(indices_shape)
-    (a,) = normalize_axes((axis,), len(shape))
-    return tuple(shape[:a]) + tuple(indices_shape) + tuple(shape[a + 1 :])
-
-
-def _take_infer(specs, attrs) -> TensorSpec:
-    x, indices = specs
-    _require_int(indices)
-    return TensorSpec(take_shape(x.shape, indices.shape, attrs["axis"]), x.dtype)
-
-
-def _axis(e, ndim: int) -> str:
+def axis_source(e, ndim: int) -> str:
     """ ", axis=1" with the axis made non-negative, or "" for axis None."""
     axis = e.attrs["axis"]
     return "" if axis is None else f", axis={axis % ndim}"
 
 
-def _normal_axis(axis, ndim):
+def normal_axis(axis, ndim):
     return None if axis is None else normalize_axes((axis,), ndim)[0]
 
 
-_AXIS_OR_NONE = {"axis": Attr(None, lambda v: None if v is None else as_int(v))}
-
-register(
-    OpDef(
-        name="take",
-        operands=("x", "indices"),
-        attrs=_AXIS_OR_NONE,
-        infer=_take_infer,
-        emit=lambda e: f"np.take({e.arg(0)}, {e.arg(1)}{_axis(e, e.ins[0].ndim)})",
-        vjp=lambda g, out, args, attrs: (
-            F.scatter_add(
-                g, args[1], shape=args[0].shape, axis=_normal_axis(attrs["axis"], args[0].ndim)
-            ),
-            None,
-        ),
-        formula="dx = zeros(x.shape); np.add.at(dx, indices along axis, g)",
-        tests=(
-            TestCase(shapes=((5,), (3,)), domains=("real", "int:5")),
-            TestCase(shapes=((3, 4), (2, 2)), attrs={"axis": 1}, domains=("real", "int:4")),
-            TestCase(shapes=((3, 4), (6,)), attrs={"axis": -2}, domains=("real", "int:3")),
-            TestCase(shapes=((2, 3), ()), attrs={"axis": 0}, domains=("real", "int:2")),
-            TestCase(shapes=((3, 4), (2, 5)), domains=("real", "int:12")),
-        ),
-        doc="np.take(x, indices, axis): entries along axis (None: of the flat x)",
-    )
-)
-
-
-def _scatter_add_infer(specs, attrs) -> TensorSpec:
-    updates, indices = specs
-    _require_int(indices)
-    want = take_shape(attrs["shape"], indices.shape, attrs["axis"])
-    if not _same_shape(updates.shape, want):
-        raise ValueError(f"updates must have shape {fmt_shape(want)}")
-    return TensorSpec(attrs["shape"], updates.dtype)
-
-
-register(
-    OpDef(
-        name="scatter_add",
-        operands=("updates", "indices"),
-        attrs={"shape": Attr(convert=as_shape), **_AXIS_OR_NONE},
-        infer=_scatter_add_infer,
-        emit=lambda e: (
-            f"_scatter_add({e.arg(0)}, {e.arg(1)}, {e.shape(e.out.shape)}, "
-            f"{_normal_axis(e.attrs['axis'], e.out.ndim)})"
-        ),
-        kernel="scatter_add",
-        vjp=lambda g, out, args, attrs: (F.take(g, args[1], axis=attrs["axis"]), None),
-        formula="dupdates = take(g, indices, axis)",
-        tests=(
-            TestCase(
-                shapes=((2, 3), (3,)),
-                attrs={"shape": (2, 4), "axis": 1},
-                domains=("real", "int:4"),
-            ),
-            TestCase(shapes=((5,), (5,)), attrs={"shape": (2, 2)}, domains=("real", "int:4")),
-        ),
-        doc="zeros of shape plus updates added at indices along axis: the transpose of take",
-    )
-)
-
-
-def along_axis_shape(shape, indices_shape, axis) -> tuple:
-    if len(shape) != len(indices_shape):
-        raise ValueError("x and indices must have the same number of dims")
-    (a,) = normalize_axes((axis,), len(shape))
-    return tuple(
-        i if d == a else broadcast_dim(s, i) for d, (s, i) in enumerate(zip(shape, indices_shape))
-    )
-
-
-def _take_along_axis_infer(specs, attrs) -> TensorSpec:
-    x, indices = specs
-    _require_int(indices)
-    return TensorSpec(along_axis_shape(x.shape, indices.shape, attrs["axis"]), x.dtype)
-
-
-register(
-    OpDef(
-        name="take_along_axis",
-        operands=("x", "indices"),
-        attrs={"axis": Attr(-1, as_int)},
-        infer=_take_along_axis_infer,
-        emit=lambda e: f"np.take_along_axis({e.arg(0)}, {e.arg(1)}{_axis(e, e.ins[0].ndim)})",
-        vjp=lambda g, out, args, attrs: (
-            F.scatter_add_along_axis(g, args[1], shape=args[0].shape, axis=attrs["axis"]),
-            None,
-        ),
-        formula="dx = zeros(x.shape); np.add.at(dx, indices along axis, g)",
-        tests=(
-            TestCase(shapes=((3, 4), (3, 2)), attrs={"axis": 1}, domains=("real", "int:4")),
-            TestCase(shapes=((3, 4), (5, 4)), attrs={"axis": 0}, domains=("real", "int:3")),
-            TestCase(shapes=((3, 1), (3, 5)), attrs={"axis": 0}, domains=("real", "int:3")),
-            TestCase(shapes=((2, 3, 4), (2, 1, 6)), domains=("real", "int:4")),
-        ),
-        doc="np.take_along_axis(x, indices, axis): per-position picks along axis",
-    )
-)
-
-
-def _scatter_along_infer(specs, attrs) -> TensorSpec:
-    updates, indices = specs
-    _require_int(indices)
-    want = along_axis_shape(attrs["shape"], indices.shape, attrs["axis"])
-    if not _same_shape(updates.shape, want):
-        raise ValueError(f"updates must have shape {fmt_shape(want)}")
-    return TensorSpec(attrs["shape"], updates.dtype)
-
-
-register(
-    OpDef(
-        name="scatter_add_along_axis",
-        operands=("updates", "indices"),
-        attrs={"shape": Attr(convert=as_shape), "axis": Attr(-1, as_int)},
-        infer=_scatter_along_infer,
-        emit=lambda e: (
-            f"_scatter_add_along_axis({e.arg(0)}, {e.arg(1)}, {e.shape(e.out.shape)}, "
-            f"{e.attrs['axis'] % e.out.ndim})"
-        ),
-        kernel="scatter_add_along_axis",
-        vjp=lambda g, out, args, attrs: (
-            F.take_along_axis(g, args[1], axis=attrs["axis"]),
-            None,
-        ),
-        formula="dupdates = take_along_axis(g, indices, axis)",
-        tests=(
-            TestCase(
-                shapes=((3, 2), (3, 2)),
-                attrs={"shape": (3, 4), "axis": 1},
-                domains=("real", "int:4"),
-            ),
-            TestCase(
-                shapes=((3, 5), (3, 5)),
-                attrs={"shape": (3, 1), "axis": 0},
-                domains=("real", "int:3"),
-            ),
-        ),
-        doc="zeros of shape plus updates added along axis: the transpose of take_along_axis",
-    )
-)
+AXIS_OR_NONE = {"axis": Attr(None, lambda v: None if v is None else as_int(v))}
 
 # ---- pad and cumsum -----------------------------------------------------------------------
 
@@ -475,9 +314,9 @@ register(
     OpDef(
         name="cumsum",
         operands=("x",),
-        attrs=_AXIS_OR_NONE,
+        attrs=AXIS_OR_NONE,
         infer=_cumsum_infer,
-        emit=lambda e: f"np.cumsum({e.arg(0)}{_axis(e, e.ins[0].ndim)})",
+        emit=lambda e: f"np.cumsum({e.arg(0)}{axis_source(e, e.ins[0].ndim)})",
         vjp=_cumsum_vjp,
         formula="dx = reversed cumsum of g along axis: flip(cumsum(flip(g)))",
         tests=(
