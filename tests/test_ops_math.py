@@ -95,6 +95,14 @@ def test_prod_gradient_over_several_axes_with_zeros():
     np.testing.assert_allclose(d, _products_of_others(x, (0, 2)), rtol=1e-13, atol=1e-15)
 
 
+def test_prod_gradient_over_a_symbolic_dim_is_refused_with_a_clear_error():
+    g = gg.Graph("t")
+    x = g.param("x", ("batch", 3))
+    g.output(gg.sum(gg.prod(x, axis=0)))
+    with pytest.raises(ShapeError, match="symbolic dim 'batch'"):
+        gg.compile(g)
+
+
 # ---- erf -------------------------------------------------------------------------------------
 
 

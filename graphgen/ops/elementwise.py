@@ -237,6 +237,8 @@ def _optional_number(v):
 
 def _clip_infer(specs, attrs) -> TensorSpec:
     x = specs[0]
+    if attrs["min"] is None and attrs["max"] is None:
+        raise ValueError("clip needs min or max")
     if x.is_float:
         return x
     if any(isinstance(attrs[k], float) for k in ("min", "max")):
