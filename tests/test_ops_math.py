@@ -8,6 +8,8 @@ import math
 import networkx as nx
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import graphgen as gg
 from graphgen.errors import AttrError, GraphError, OpError, ShapeError
@@ -273,6 +275,43 @@ def test_slicing_gradient_scatters_into_the_sliced_positions():
     want = np.zeros_like(x)
     want[::-2, 1::2] = 2 * x[::-2, 1::2]
     np.testing.assert_array_equal(d, want)
+
+
+@st.composite
+def basic_indices(draw):
+    """(shape, index): ints, slices with any step, None and Ellipsis, as NumPy takes them."""
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+    k = draw(st.integers(0, len(shape)))
+    ellipsis = draw(st.booleans())
+    items = [Ellipsis] if ellipsis else []
+    bound = st.none() | st.integers(-5, 5)
+    for d in shape[len(shape) - k :] if ellipsis else shape[:k]:
+        if draw(st.booleans()):
+            items.append(draw(st.integers(-d, d - 1)))
+        else:
+            step = draw(st.sampled_from([None, 1, 2, -1, -2, -3]))
+            items.append(slice(draw(bound), draw(bound), step))
+        if draw(st.integers(0, 3)) == 0:
+            items.append(None)
+    return shape, tuple(items)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(basic_indices())
+def test_basic_indexing_value_and_vjp_match_numpy(case):
+    shape, index = case
+    x = np.arange(float(np.prod(shape))).reshape(shape)
+    g = gg.Graph("t")
+    p = g.param("x", shape)
+    g.output(p[index])
+    model = gg.compile(g)
+    want = x[index]
+    np.testing.assert_array_equal(model.forward(x), want)
+    u = np.arange(1.0, want.size + 1.0).reshape(want.shape)
+    _, grads = model.vjp(x=x, cotangent=u)
+    expected = np.zeros(shape)
+    expected[index] = u
+    np.testing.assert_array_equal(grads["x"], expected)
 
 
 def test_slice_index_is_json_data_and_survives_a_node_link_round_trip():
