@@ -259,7 +259,7 @@ def _check_dim(v):
     return v
 
 
-def _check_float(v):
+def _check_dtype(v):
     if v not in DTYPES:
         raise ValueError(f"expected one of {list(DTYPES)}")
     return v
@@ -269,7 +269,7 @@ register(
     OpDef(
         name="eye",
         operands=(),
-        attrs={"N": Attr(convert=_check_dim), "dtype": Attr("float64", _check_float)},
+        attrs={"N": Attr(convert=_check_dim), "dtype": Attr("float64", _check_dtype)},
         infer=lambda specs, attrs: TensorSpec((attrs["N"], attrs["N"]), attrs["dtype"]),
         emit=lambda e: f"np.eye({e.dim(e.attrs['N'])}, dtype=np.{e.attrs['dtype']})",
         vjp=None,
