@@ -7,8 +7,8 @@ unary        log1p, expm1, reciprocal, abs, sin, cos, sign, floor, ceil, round, 
 activations  softplus, erf, erfc, leaky_relu, elu, gelu
 indexing     getitem (x[...]) and slice_scatter, pad, cumsum
 gathers      take, take_along_axis, and their transposes scatter_add, scatter_add_along_axis
-reductions   sum, mean, max, size
-shape        reshape, transpose, broadcast_to
+reductions   sum, mean, max, min, prod, var, std, logsumexp, argmax, argmin, size
+shape        reshape, transpose, broadcast_to, expand_dims, squeeze, concatenate, stack
 linalg       matmul
 einsum       einsum (any subscripts), eye
 nn           softmax, log_softmax, softmax_cross_entropy, mse_loss, one_hot
