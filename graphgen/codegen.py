@@ -251,6 +251,8 @@ class FunctionEmitter:
             ]
         if rule == "zero":
             return [f"{self.names[fwd]} does not affect the output: its gradient is zero"]
+        if rule == "seed" and data["op"] == "ones_like":
+            return [f"seed: the derivative of {self.names[fwd]} with respect to itself is 1"]
         if rule == "seed" or fwd not in self.graph:
             return []
         return [self._vjp_comment(node, data, fwd)]

@@ -121,12 +121,29 @@ def _emit_joint(joint: Joint, outputs, wrt, inputs, params) -> tuple[Body, dict[
         expr = body.results[node]
         op = graph.nodes[node]["op"]
         # never hand out an input, a read-only broadcast view, or one array twice
-        if node in seen or op in ("input", "param", "broadcast_to", "const") or node in out_targets:
+        if node in seen or op in _MAY_ALIAS or node in out_targets:
             expr = f"np.copy({expr})"
         seen.add(node)
         grads[w] = expr
     body.results = {**body.results, **{o: body.results[t] for o, t in zip(outputs, out_targets)}}
     return body, grads
+
+
+# ops whose result may be an input, a constant, or a (read-only) view of another array
+_MAY_ALIAS = frozenset(
+    {
+        "input",
+        "param",
+        "const",
+        "broadcast_to",
+        "reshape",
+        "transpose",
+        "getitem",
+        "expand_dims",
+        "squeeze",
+        "stop_gradient",
+    }
+)
 
 
 def _function(
