@@ -67,7 +67,7 @@ def check_wrt(graph: nx.MultiDiGraph, wrt: list[str] | None) -> list[str]:
 def build_joint(forward: nx.MultiDiGraph, wrt: list[str], seed_input: bool = False) -> Joint:
     """The joint graph for the gradient of `<seed, outputs[0]>` with respect to `wrt`.
 
-    seed_input False: the output must be a scalar and the seed is the constant 1.
+    seed_input False: the output must be a scalar and the seed is ones_like(output).
     seed_input True: the seed is a new input leaf `cotangent` of the output's shape (vjp).
     """
     joint = forward.copy()
@@ -87,7 +87,8 @@ def build_joint(forward: nx.MultiDiGraph, wrt: list[str], seed_input: bool = Fal
                     f"output {out!r} has shape {out_spec.shape}: "
                     "value_and_grad needs a scalar; use vjp"
                 )
-            seed = b.const(1.0, dtype=out_spec.dtype)
+            # ones_like, not a literal 1.0: the seed follows the output's runtime dtype
+            seed = F.ones_like(b.tensor(out))
     active = _active_nodes(forward, wrt, out)
     cotangents: dict[str, list[Tensor]] = {out: [seed]} if out in active else {}
     totals: dict[str, Tensor] = {}

@@ -105,12 +105,15 @@ def _check_acyclic(graph: nx.MultiDiGraph) -> None:
 def _check_arity(graph: nx.MultiDiGraph, node: str) -> None:
     op = get_op(graph.nodes[node]["op"])
     args = sorted(a for _, _, a in graph.in_edges(node, data="arg"))
-    want = list(range(len(op.operands)))
-    required = {i for i, o in enumerate(op.operands) if o not in op.optional}
-    # each position once, every required operand present (optional ones may be absent)
-    if not (len(set(args)) == len(args) and required <= set(args) <= set(want)):
+    count = f"{len(op.operands)}{' or more' if op.variadic else ''}"
+    if op.variadic:  # any number of further positions, without gaps
+        ok = args == list(range(len(args))) and op.takes(len(args))
+    else:  # each position once, every required operand present (optional ones may be absent)
+        required = {i for i, o in enumerate(op.operands) if o not in op.optional}
+        ok = len(set(args)) == len(args) and required <= set(args) <= set(range(len(op.operands)))
+    if not ok:
         raise OpError(
-            f"node {node!r} (op {op.name}) takes {len(want)} operand(s) "
+            f"node {node!r} (op {op.name}) takes {count} operand(s) "
             f"({', '.join(op.operands) or 'none'}), got argument positions {args}"
         )
 

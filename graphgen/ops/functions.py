@@ -21,25 +21,35 @@ def make_builder(op: OpDef) -> Callable[..., Tensor]:
 
     Required operands are positional; optional operands (OpDef.optional) and attributes
     follow, positionally in declaration order or by keyword. An omitted optional operand
-    is None: the node gets no edge at its position.
+    is None: the node gets no edge at its position. A variadic operand (``*arrays``) is
+    passed as one sequence, as in ``np.concatenate``.
     """
-    required = op.required
-    positional = list(op.operands) + list(op.attrs)
+    if op.builder is not None:
+        build = op.builder
+        build.__name__ = build.__qualname__ = op.name
+        build.__doc__ = f"{op.doc or op.name}\n\nVJP: {op.formula}"
+        return build
+    names = [o.lstrip("*") for o in op.operands]
+    required = [o.lstrip("*") for o in op.required]
+    positional = names + list(op.attrs)
 
     def build(*args: Any, name: str | None = None, **kwargs: Any) -> Tensor:
         if len(args) < len(required):
             missing = ", ".join(required[len(args) :])
             raise TypeError(f"{op.name}() missing operand(s): {missing}")
         if len(args) > len(positional):
-            raise TypeError(
-                f"{op.name}() takes operand(s) {list(op.operands)} and attrs {list(op.attrs)}"
-            )
+            raise TypeError(f"{op.name}() takes operand(s) {names} and attrs {list(op.attrs)}")
         bound = dict(zip(positional, args))
         for key, value in kwargs.items():
             if key in bound:
                 raise TypeError(f"{op.name}() got {key!r} twice")
             bound[key] = value
-        operands = [bound.pop(o, None) for o in op.operands]
+        operands = [bound.pop(o, None) for o in names]
+        if op.variadic:
+            rest = operands.pop()
+            if not isinstance(rest, (list, tuple)) or not rest:
+                raise TypeError(f"{op.name}() takes a non-empty sequence of tensors")
+            operands += rest
         return apply(op.name, *operands, name=name, **bound)
 
     params = [inspect.Parameter(o, inspect.Parameter.POSITIONAL_ONLY) for o in required]

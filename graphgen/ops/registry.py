@@ -88,7 +88,8 @@ class OpDef:
     """Everything about one op.
 
     name      registry name (NumPy's where one exists)
-    operands  operand names, in argument order (the builder function's positional params)
+    operands  operand names, in argument order (the builder function's positional params);
+              a last name starting with "*" (``("*arrays",)``) takes one or more operands
     attrs     attribute name -> Attr; also keyword params of the builder function
     infer     (operand specs, attrs) -> output spec; raises ShapeError-worthy ValueError
     emit      EmitContext -> NumPy expression (str) of precedence `prec`
@@ -100,6 +101,8 @@ class OpDef:
     optional  trailing operands that may be omitted: the builder function gives them a
               None default, the IR has no edge at their position, and infer, emit and
               vjp see None in their place (specs, `e.ins`, `args`)
+    builder   the public function, for the few ops whose NumPy signature is not operands
+              then attrs (``einsum(subscripts, *operands)``); default: made from the above
     """
 
     name: str
@@ -112,9 +115,38 @@ class OpDef:
     attrs: dict[str, Attr] = field(default_factory=dict)
     prec: int | Callable[[dict], int] = ATOM
     kernel: str | tuple[str, ...] | Callable[[dict], tuple[str, ...]] | None = None
+    builder: Callable[..., Any] | None = None
     doc: str = ""
     leaf: bool = False
     optional: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The operands that must be present."""
+        return tuple(o for o in self.operands if o not in self.optional)
+
+    @property
+    def variadic(self) -> bool:
+        """True when the last operand takes one or more operands (concatenate, einsum)."""
+        return bool(self.operands) and self.operands[-1].startswith("*")
+
+    def takes(self, n: int) -> bool:
+        """Whether the op accepts `n` operands."""
+        if self.variadic:
+            return n >= len(self.operands)
+        return n == len(self.operands)
+
+    def operand_name(self, i: int) -> str:
+        """The declared name of operand position i (the variadic name for all the rest)."""
+        return self.operands[min(i, len(self.operands) - 1)].lstrip("*")
+
+    def operand_labels(self, n: int) -> list[str]:
+        """Names for `n` operands as in comments: ``x``, or ``arrays[0]``, ``arrays[1]``."""
+        if not self.variadic:
+            return list(self.operands[:n])
+        fixed = len(self.operands) - 1
+        base = self.operand_name(fixed)
+        return [*self.operands[:fixed], *(f"{base}[{k}]" for k in range(n - fixed))]
 
     def kernels(self, attrs: dict) -> tuple[str, ...]:
         """The kernel templates a node of this op with `attrs` needs."""
@@ -122,11 +154,6 @@ class OpDef:
         if names is None:
             return ()
         return (names,) if isinstance(names, str) else tuple(names)
-
-    @property
-    def required(self) -> tuple[str, ...]:
-        """The operands that must be present."""
-        return tuple(o for o in self.operands if o not in self.optional)
 
     def check_attrs(self, node: str, given: dict) -> dict:
         """Fill defaults and validate `given`; returns the canonical attrs dict."""

@@ -98,6 +98,8 @@ def _identity_of(graph, node, args):
         graph.nodes[node]["shape"]
     ):
         return args[0]
+    if op == "stop_gradient":  # it has done its work once the reverse graph is built
+        return args[0]
     if op == "negative" and graph.nodes[args[0]]["op"] == "negative":
         return operands(graph, args[0])[0]
     return None
