@@ -191,11 +191,6 @@ def _dropout(x, mask, p):
     return x * mask * (0.0 if p == 1 else 1.0 / (1.0 - p))
 
 
-def _embedding_grad(indices, g, num_embeddings):
-    table = torch.zeros(num_embeddings, g.shape[-1], dtype=g.dtype, requires_grad=True)
-    return torch.autograd.grad(tF.embedding(indices, table), table, g, create_graph=True)[0]
-
-
 def _sdpa(q, k, v, mask=None, causal=False):
     if mask is not None and causal:  # torch refuses the pair: fold causal into the mask
         mask = mask & torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril()
@@ -304,7 +299,6 @@ ORACLE = {
     "batch_norm": _batch_norm,
     "dropout": _dropout,
     "embedding": tF.embedding,
-    "embedding_grad": _embedding_grad,
     "scaled_dot_product_attention": _sdpa,
     "attention_weights": _attention_weights,
 }

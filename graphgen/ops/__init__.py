@@ -16,7 +16,7 @@ nn           softmax, log_softmax, softmax_cross_entropy, mse_loss, one_hot,
 nn_conv      conv2d, conv2d_input_grad, conv2d_weight_grad
 nn_pool      max_pool2d, max_pool2d_grad, avg_pool2d, avg_pool2d_grad
 nn_norm      layer_norm, batch_norm
-nn_embedding embedding, embedding_grad
+nn_embedding embedding
 nn_attention scaled_dot_product_attention, attention_weights
 """
 
