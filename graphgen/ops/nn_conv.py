@@ -3,8 +3,8 @@
 conv2d is emitted as an im2col kernel (templates/kernels/conv2d.py.j2): a strided view of
 all windows, copied once into a (C // groups * kh * kw, Ho * Wo) matrix per image and group,
 times the weights, one BLAS product per image and group that leaves the result in NCHW
-order; no Python loop over the batch or the output pixels. Its VJP uses two backward ops, because
-neither gradient is a cheap composition of other ops:
+order; no Python loop over the batch or the output pixels. Its VJP uses two backward ops,
+because neither gradient is a cheap composition of other ops:
 - conv2d_input_grad(g, w): the transposed convolution, a matrix product then col2im (a
   loop over the kh * kw kernel positions only, each step one vectorised strided add);
 - conv2d_weight_grad(x, g): g times the im2col matrix of x.
