@@ -29,7 +29,7 @@ def test_builder_signatures_show_optional_operands_and_defaults():
         "(x, w, /, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, *, name=None)"
     )
     assert str(inspect.signature(gg.layer_norm)) == (
-        "(x, /, weight=None, bias=None, axis=(-1,), eps=1e-05, *, name=None)"
+        "(x, /, weight=None, bias=None, axis=-1, eps=1e-05, *, name=None)"
     )
     assert "mask=None, causal=False" in str(inspect.signature(gg.scaled_dot_product_attention))
 

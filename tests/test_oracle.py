@@ -163,8 +163,8 @@ def _avg_pool_grad(g, input_size, **attrs):
     return torch.autograd.grad(_avg_pool(x, **attrs), x, g, create_graph=True)[0]
 
 
-def _layer_norm(x, weight=None, bias=None, axis=(-1,), eps=1e-5):
-    axes = tuple(sorted(a % x.ndim for a in axis))
+def _layer_norm(x, weight=None, bias=None, axis=-1, eps=1e-5):
+    axes = tuple(sorted(a % x.ndim for a in (axis if isinstance(axis, tuple) else (axis,))))
     if axes == tuple(range(x.ndim - len(axes), x.ndim)):
         return tF.layer_norm(x, x.shape[axes[0] :], weight, bias, eps)
     # a non-trailing axis: move the normalized axes last, normalize, move them back

@@ -16,7 +16,7 @@ ordinary ops, it can be differentiated again.
 from __future__ import annotations
 
 from . import functions as F
-from .registry import Attr, OpDef, TensorSpec, TestCase, as_axes, as_number, register
+from .registry import Attr, OpDef, TensorSpec, TestCase, as_axes, as_int, as_number, register
 from .shapes import fmt_shape, normalize_axes, require_float
 
 
@@ -100,8 +100,13 @@ _FORMULA = (
 # ---- layer_norm ------------------------------------------------------------------------
 
 
+def _axis(v):
+    """An int, or a tuple of ints (a list from JSON becomes a tuple)."""
+    return as_int(v) if not isinstance(v, (list, tuple)) else as_axes(v)
+
+
 def _ln_axes(x, attrs) -> tuple[int, ...]:
-    return normalize_axes(attrs["axis"], x.ndim)
+    return normalize_axes(as_axes(attrs["axis"]), x.ndim)
 
 
 def _ln_infer(specs, attrs) -> TensorSpec:
@@ -117,7 +122,7 @@ def _ln_vjp(g, out, args, attrs):
 
 def _ln_axis_text(x, attrs) -> str:
     axis = attrs["axis"]
-    return str(axis[0] if len(axis) == 1 else axis)
+    return str(axis[0] if isinstance(axis, tuple) and len(axis) == 1 else axis)
 
 
 register(
@@ -125,7 +130,7 @@ register(
         name="layer_norm",
         operands=("x", "weight", "bias"),
         optional=("weight", "bias"),
-        attrs={"axis": Attr((-1,), as_axes, "an int or a tuple of ints"), **_EPS},
+        attrs={"axis": Attr(-1, _axis, "an int or a tuple of ints"), **_EPS},
         infer=_ln_infer,
         emit=_emit(_ln_axes, _ln_axes, _ln_axis_text),
         kernel="normalize",
