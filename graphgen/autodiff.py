@@ -64,6 +64,19 @@ def check_wrt(graph: nx.MultiDiGraph, wrt: list[str] | None) -> list[str]:
     return names
 
 
+def check_differentiable(forward: nx.MultiDiGraph, wrt: list[str] | None) -> list[str]:
+    """`wrt` checked as by check_wrt, and non-empty with a float first output."""
+    wrt = check_wrt(forward, wrt)
+    out = forward.graph["outputs"][0]
+    if not wrt:
+        raise GraphError(
+            f"graph {forward.graph['name']!r}: nothing to differentiate (wrt is empty)"
+        )
+    if not spec(forward, out).is_float:
+        raise GraphError(f"output {out!r} has dtype {spec(forward, out).dtype}: no backward pass")
+    return wrt
+
+
 def build_joint(forward: nx.MultiDiGraph, wrt: list[str], seed_input: bool = False) -> Joint:
     """The joint graph for the gradient of `<seed, outputs[0]>` with respect to `wrt`.
 

@@ -21,9 +21,8 @@ from typing import Any
 
 import networkx as nx
 
-from .autodiff import check_wrt
+from .autodiff import check_differentiable
 from .compiler import compile_source
-from .errors import GraphError
 from .ir import spec, validate
 from .latex import (
     Ctx,
@@ -46,14 +45,7 @@ _LEAVES = ("input", "param", "const")
 def explain(graph: Any, wrt: Any = None) -> str:
     """The Markdown derivation of the backward pass of `graph` with respect to `wrt`."""
     forward = validate(graph)
-    wrt = check_wrt(forward, wrt)
-    out = forward.graph["outputs"][0]
-    if not wrt:
-        raise GraphError(
-            f"graph {forward.graph['name']!r}: nothing to differentiate (wrt is empty)"
-        )
-    if not spec(forward, out).is_float:
-        raise GraphError(f"output {out!r} has dtype {spec(forward, out).dtype}: no backward pass")
+    wrt = check_differentiable(forward, wrt)
     return _Document(forward, wrt).render()
 
 

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from .autodiff import build_joint, check_wrt
+from .autodiff import build_joint, check_differentiable
 from .compiler import optimize_joint
-from .errors import GraphError
 from .ir import format_node, spec
 from .ops.registry import get_op
 from .schedule import operands, topological_order
@@ -48,14 +47,8 @@ def forward_view(forward: nx.MultiDiGraph) -> View:
 
 def joint_view(forward: nx.MultiDiGraph, wrt=None) -> View:
     """The joint forward + reverse graph as compiled: built, simplified, pruned."""
-    wrt = check_wrt(forward, wrt)
+    wrt = check_differentiable(forward, wrt)
     out = forward.graph["outputs"][0]
-    if not wrt:
-        raise GraphError(
-            f"graph {forward.graph['name']!r}: nothing to differentiate (wrt is empty)"
-        )
-    if not spec(forward, out).is_float:
-        raise GraphError(f"output {out!r} has dtype {spec(forward, out).dtype}: no backward pass")
     joint = build_joint(forward, wrt, seed_input=spec(forward, out).shape != ())
     graph, outputs, grads = optimize_joint(joint, list(forward.graph["outputs"]), wrt)
     return View(graph, outputs, dict(zip(wrt, grads)))

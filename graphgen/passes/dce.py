@@ -5,28 +5,25 @@ from __future__ import annotations
 import networkx as nx
 
 
-def upstream(graph: nx.MultiDiGraph, roots) -> set[str]:
-    """`roots` and every node they depend on (one traversal for all roots)."""
+def _reach(step, roots) -> set[str]:
     seen = set(roots)
     stack = list(seen)
     while stack:
-        for parent in graph.predecessors(stack.pop()):
-            if parent not in seen:
-                seen.add(parent)
-                stack.append(parent)
+        for nxt in step(stack.pop()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
     return seen
+
+
+def upstream(graph: nx.MultiDiGraph, roots) -> set[str]:
+    """`roots` and every node they depend on (one traversal for all roots)."""
+    return _reach(graph.predecessors, roots)
 
 
 def downstream(graph: nx.MultiDiGraph, roots) -> set[str]:
     """`roots` and every node that depends on them."""
-    seen = set(roots)
-    stack = list(seen)
-    while stack:
-        for child in graph.successors(stack.pop()):
-            if child not in seen:
-                seen.add(child)
-                stack.append(child)
-    return seen
+    return _reach(graph.successors, roots)
 
 
 def prune(graph: nx.MultiDiGraph, targets: list[str]) -> nx.MultiDiGraph:
