@@ -22,12 +22,15 @@ from .errors import (  # noqa: E402
     GraphError,
     OpError,
     ShapeError,
+    SpecError,
     WrtError,
 )
+from .frontends import load_graph, save_graph  # noqa: E402
 
-# one builder function per registry op: gg.tanh, gg.sum, gg.softmax_cross_entropy, ...
+# one builder function per registry op with operands: gg.tanh, gg.sum, gg.einsum, ...
+# (ops without operands, such as const, are made through Graph methods or rules)
 for _name, _op in _ops.REGISTRY.items():
-    if not _op.leaf and _name != "const":
+    if _op.operands:
         globals()[_name] = getattr(_ops.functions, _name)
 
 __all__ = [
@@ -40,11 +43,14 @@ __all__ = [
     "Model",
     "OpError",
     "ShapeError",
+    "SpecError",
     "Tensor",
     "WrtError",
     "__version__",
     "compile",
     "generate",
     "gradcheck",
-    *sorted(n for n, o in _ops.REGISTRY.items() if not o.leaf and n != "const"),
+    "load_graph",
+    "save_graph",
+    *sorted(n for n, o in _ops.REGISTRY.items() if o.operands),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import linecache
 import os
+import stat
 import tempfile
 import types
 from pathlib import Path
@@ -118,13 +119,25 @@ def load_module(source: str, name: str = "graph") -> types.ModuleType:
 def write_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write `text` to `path` through a temporary file in the same folder, then rename."""
     path = Path(path)
+    mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, mode)  # mkstemp makes 0600 files; give the usual permissions instead
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def _file_mode(path: Path) -> int:
+    """The permissions `path` has now, or those a new file gets under the current umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

@@ -23,6 +23,7 @@ from .errors import GraphError, WrtError
 from .ir import spec
 from .ops import functions as F
 from .ops.registry import get_op
+from .passes.dce import downstream, upstream
 from .schedule import operands, topological_order
 
 SEED = "seed"
@@ -66,7 +67,7 @@ def check_wrt(graph: nx.MultiDiGraph, wrt: list[str] | None) -> list[str]:
 def build_joint(forward: nx.MultiDiGraph, wrt: list[str], seed_input: bool = False) -> Joint:
     """The joint graph for the gradient of `<seed, outputs[0]>` with respect to `wrt`.
 
-    seed_input False: the output must be a scalar and the seed is the constant 1.
+    seed_input False: the output must be a scalar and the seed is ones_like(output).
     seed_input True: the seed is a new input leaf `cotangent` of the output's shape (vjp).
     """
     joint = forward.copy()
@@ -86,7 +87,8 @@ def build_joint(forward: nx.MultiDiGraph, wrt: list[str], seed_input: bool = Fal
                     f"output {out!r} has shape {out_spec.shape}: "
                     "value_and_grad needs a scalar; use vjp"
                 )
-            seed = b.const(1.0, dtype=out_spec.dtype)
+            # ones_like, not a literal 1.0: the seed follows the output's runtime dtype
+            seed = F.ones_like(b.tensor(out))
     active = _active_nodes(forward, wrt, out)
     cotangents: dict[str, list[Tensor]] = {out: [seed]} if out in active else {}
     totals: dict[str, Tensor] = {}
@@ -119,11 +121,7 @@ def _active_nodes(graph: nx.MultiDiGraph, wrt: list[str], out: str) -> set[str]:
     floats = graph.subgraph(n for n, d in graph.nodes(data="dtype") if d in ("float32", "float64"))
     if out not in floats:
         return set()
-    downstream = set()
-    for w in wrt:
-        downstream |= {w} | nx.descendants(floats, w)
-    upstream = {out} | nx.ancestors(floats, out)
-    return downstream & upstream
+    return downstream(floats, wrt) & upstream(floats, [out])
 
 
 def _accumulate(b: Graph, node: str, parts: list[Tensor]) -> Tensor:

@@ -229,6 +229,21 @@ class Tensor:
     def T(self) -> Tensor:
         return apply("transpose", self)
 
+    # basic indexing: ints, slices (any step), None, Ellipsis
+    def __getitem__(self, key: Any) -> Tensor:
+        items = key if isinstance(key, tuple) else (key,)
+        for item in items:
+            basic = item is None or item is Ellipsis or isinstance(item, slice)
+            if not basic and (isinstance(item, bool) or not isinstance(item, numbers.Integral)):
+                raise GraphError(
+                    f"tensor {self.id!r}: only basic indexing (ints, slices, None, ...) is "
+                    "supported; gather with gg.take or gg.take_along_axis"
+                )
+        return apply("getitem", self, index=items)
+
+    def __iter__(self):
+        raise TypeError("a graph Tensor is not iterable; index it (x[i]) or use gg ops")
+
 
 def _graph_of(values: Sequence[Any]) -> Graph:
     graphs = {id(v.graph): v.graph for v in values if isinstance(v, Tensor)}

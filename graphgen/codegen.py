@@ -186,9 +186,8 @@ class FunctionEmitter:
 
     def render(self, node: str) -> tuple[str, int]:
         op = get_op(self.graph.nodes[node]["op"])
-        if op.kernel:
-            self.kernels.add(op.kernel)
         e = EmitContext(self, node)
+        self.kernels.update(op.kernels(e.attrs))
         prec = op.prec(e.attrs) if callable(op.prec) else op.prec
         return op.emit(e), prec
 
@@ -252,6 +251,8 @@ class FunctionEmitter:
             ]
         if rule == "zero":
             return [f"{self.names[fwd]} does not affect the output: its gradient is zero"]
+        if rule == "seed" and data["op"] == "ones_like":
+            return [f"seed: the derivative of {self.names[fwd]} with respect to itself is 1"]
         if rule == "seed" or fwd not in self.graph:
             return []
         return [self._vjp_comment(node, data, fwd)]
@@ -260,13 +261,14 @@ class FunctionEmitter:
         """`matmul VJP for W2: dx2 = x1^T @ g  | x1=h1 (batch, 5), x2=W2 (5, 3) -> (batch, 3)`."""
         op = get_op(self.graph.nodes[fwd]["op"])
         args = operands(self.graph, fwd)
-        where = ", ".join(f"{name}={self._describe(a)}" for name, a in zip(op.operands, args))
+        labels = op.operand_labels(len(args))
+        where = ", ".join(f"{name}={self._describe(a)}" for name, a in zip(labels, args))
         where += f" -> {self._describe(fwd)}"
         i = data.get("cot_arg")
         if i is None or i >= len(args):
             return f"part of the {op.name} VJP  | {where}"
-        target = self._label(args[i]) or op.operands[i]
-        part = formula_for(op.formula, op.operands[i])
+        target = self._label(args[i]) or labels[i]
+        part = formula_for(op.formula, op.operand_name(i))
         tail = ", summed over broadcast axes" if data.get("unbroadcast") else ""
         return f"{op.name} VJP for {target}: {part}{tail}  | {where}"
 

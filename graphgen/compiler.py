@@ -14,9 +14,10 @@ import networkx as nx
 from . import __version__
 from .autodiff import Joint, build_joint, check_wrt
 from .codegen import Body, FunctionEmitter, format_source, kernel_source, template_env
+from .domains import input_domains
 from .ir import spec, validate
 from .naming import Namespace
-from .passes import prune, simplify
+from .passes import eliminate_common_subexpressions, prune, simplify
 
 
 @dataclass
@@ -84,6 +85,7 @@ def compile_source(graph: Any, wrt: Any = None) -> Compiled:
                     for n in inputs
                 }
             ),
+            input_domains=repr(input_domains(forward)),
             kernels=[kernel_source(k) for k in sorted(kernels)],
             functions=[_finish(f) for f in functions],
         )
@@ -97,11 +99,21 @@ def _emit(
     return FunctionEmitter(graph, targets, inputs, params).body()
 
 
-def _emit_joint(joint: Joint, outputs, wrt, inputs, params) -> tuple[Body, dict[str, str]]:
+def optimize_joint(
+    joint: Joint, outputs: list[str], wrt: list[str]
+) -> tuple[nx.MultiDiGraph, list[str], list[str]]:
+    """The joint graph as it is emitted (simplified, CSE'd, pruned), its output nodes and
+    gradient nodes (in `wrt` order). `graphgen show --backward` prints this graph."""
     grad_nodes = [joint.grads[w] for w in wrt]
     targets = simplify(joint.graph, list(outputs) + grad_nodes)
-    out_targets, grad_targets = targets[: len(outputs)], targets[len(outputs) :]
+    targets = eliminate_common_subexpressions(joint.graph, targets)
     graph = prune(joint.graph, targets)
+    return graph, targets[: len(outputs)], targets[len(outputs) :]
+
+
+def _emit_joint(joint: Joint, outputs, wrt, inputs, params) -> tuple[Body, dict[str, str]]:
+    graph, out_targets, grad_targets = optimize_joint(joint, outputs, wrt)
+    targets = out_targets + grad_targets
     body = _emit(graph, list(dict.fromkeys(targets)), inputs, params)
     grads = {}
     seen: set[str] = set()
@@ -109,12 +121,29 @@ def _emit_joint(joint: Joint, outputs, wrt, inputs, params) -> tuple[Body, dict[
         expr = body.results[node]
         op = graph.nodes[node]["op"]
         # never hand out an input, a read-only broadcast view, or one array twice
-        if node in seen or op in ("input", "param", "broadcast_to", "const") or node in out_targets:
+        if node in seen or op in _MAY_ALIAS or node in out_targets:
             expr = f"np.copy({expr})"
         seen.add(node)
         grads[w] = expr
     body.results = {**body.results, **{o: body.results[t] for o, t in zip(outputs, out_targets)}}
     return body, grads
+
+
+# ops whose result may be an input, a constant, or a (read-only) view of another array
+_MAY_ALIAS = frozenset(
+    {
+        "input",
+        "param",
+        "const",
+        "broadcast_to",
+        "reshape",
+        "transpose",
+        "getitem",
+        "expand_dims",
+        "squeeze",
+        "stop_gradient",
+    }
+)
 
 
 def _function(

@@ -33,3 +33,7 @@ class WrtError(GraphError):
 
 class GradcheckError(AssertionError):
     """Generated gradients disagree with finite differences."""
+
+
+class SpecError(GraphError):
+    """A graph source that cannot be read: a bad graph file, or a model function that fails."""

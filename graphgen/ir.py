@@ -92,6 +92,8 @@ def _check_outputs(outputs: Any, graph: nx.MultiDiGraph) -> list[str]:
 
 
 def _check_acyclic(graph: nx.MultiDiGraph) -> None:
+    if nx.is_directed_acyclic_graph(graph):  # linear; find_cycle only to report one
+        return
     try:
         cycle = nx.find_cycle(graph)
     except nx.NetworkXNoCycle:
@@ -103,10 +105,10 @@ def _check_acyclic(graph: nx.MultiDiGraph) -> None:
 def _check_arity(graph: nx.MultiDiGraph, node: str) -> None:
     op = get_op(graph.nodes[node]["op"])
     args = sorted(a for _, _, a in graph.in_edges(node, data="arg"))
-    want = list(range(len(op.operands)))
-    if args != want:
+    if args != list(range(len(args))) or not op.takes(len(args)):
+        count = f"{len(op.operands)}{' or more' if op.variadic else ''}"
         raise OpError(
-            f"node {node!r} (op {op.name}) takes {len(want)} operand(s) "
+            f"node {node!r} (op {op.name}) takes {count} operand(s) "
             f"({', '.join(op.operands) or 'none'}), got argument positions {args}"
         )
 

@@ -24,6 +24,7 @@ MODULE_NAMES = frozenset(
         "OUTPUTS",
         "WRT",
         "INPUT_SPECS",
+        "INPUT_DOMAINS",
         "cotangent",
     }
 )

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import graphgen as gg
+from graphgen.builder import apply
 from graphgen.check import sample
 from graphgen.ops import REGISTRY
 
@@ -32,10 +33,12 @@ def build_case(name: str, index: int, rng: np.random.Generator):
         dtype = _dtype_for(case.domain(i))
         operands.append(g.input(f"a{i}", shape, dtype))
         inputs[f"a{i}"] = sample(shape, dtype, case.domain(i), rng)
-    if op.operands:
-        out = getattr(gg.ops.functions, name)(*operands, **case.attrs)
+    if not op.operands:  # const, eye: made by the graph, not by a public function
+        out = g.apply(name, [], dict(case.attrs))
+    elif op.variadic:  # concatenate(arrays, axis), einsum(subscripts, *operands)
+        out = apply(name, *operands, **case.attrs)
     else:
-        out = g.const(**case.attrs)
+        out = getattr(gg.ops.functions, name)(*operands, **case.attrs)
     g.output(out)
     return g, out, inputs
 

@@ -130,3 +130,31 @@ def test_backward_statements_name_their_rule_and_shapes():
 def test_dead_intermediates_are_deleted():
     body = function_source(gg.generate(mlp()), "value_and_grad")
     assert "del " in body
+
+
+def test_a_value_two_rules_build_alike_is_computed_once():
+    g = gg.Graph("square")
+    x = g.param("x", (3,))
+    g.output(gg.sum(x * x))
+    body = function_source(gg.generate(g), "value_and_grad")
+    # multiply's VJP builds g * x for each of its two (identical) operands: one statement
+    assert (
+        sum(" * x" in line for line in body.splitlines() if not line.strip().startswith("#")) == 2
+    )
+
+
+def test_float32_graph_keeps_float32_gradients_through_reductions(rng):
+    g = gg.Graph("f32")
+    x = g.param("x", (3, 4), dtype="float32")
+    g.output(gg.sum(x) + gg.mean(x * x))
+    _, grads = gg.compile(g).value_and_grad(rng.standard_normal((3, 4)).astype(np.float32))
+    assert grads["x"].dtype == np.float32
+
+
+def test_gradient_that_is_a_view_of_a_broadcast_is_returned_writable(rng):
+    g = gg.Graph("view")
+    a = g.param("a", (3, 4))
+    g.output(gg.sum(a.T))
+    _, grads = gg.compile(g).value_and_grad(rng.standard_normal((3, 4)))
+    grads["a"] += 1.0
+    np.testing.assert_array_equal(grads["a"], np.full((3, 4), 2.0))

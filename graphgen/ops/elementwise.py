@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from . import functions as F
+from .leaves import number_literal
 from .registry import (
     ADD,
     ATOM,
@@ -22,6 +23,7 @@ from .registry import (
     OpDef,
     TensorSpec,
     TestCase,
+    as_number,
     register,
 )
 from .shapes import broadcast_shapes, float_result, promote, require_float
@@ -191,6 +193,94 @@ register(
         formula="dx1 = g * x2 * x1**(x2 - 1), dx2 = g * x1**x2 * log(x1)",
         tests=tuple(TestCase(shapes=s, domains=("positive", "real")) for s in _BINARY_SHAPES),
         doc="x1 ** x2, broadcasting",
+    )
+)
+
+# ---- maximum, minimum, clip: the cotangent goes to the selected operand ----------------
+
+
+def _select_vjp(wins):
+    """VJP of maximum/minimum: g to the operand that `wins`, half of it to each on a tie."""
+
+    def vjp(g, out, args, attrs):
+        x1, x2 = args
+        tie, half = x1 == x2, g * 0.5
+        return (
+            F.where(tie, half, F.where(wins(x1, x2), g, 0.0)),
+            F.where(tie, half, F.where(wins(x2, x1), g, 0.0)),
+        )
+
+    return vjp
+
+
+for _name, _wins, _word in (
+    ("maximum", lambda a, b: a > b, "larger"),
+    ("minimum", lambda a, b: a < b, "smaller"),
+):
+    register(
+        OpDef(
+            name=_name,
+            operands=("x1", "x2"),
+            infer=_arith_infer,
+            emit=lambda e, n=_name: f"np.{n}({e.arg(0)}, {e.arg(1)})",
+            vjp=_select_vjp(_wins),
+            formula=f"dx1 = g where x1 is the {_word}, g / 2 on ties, else 0; dx2 likewise",
+            tests=tuple(TestCase(shapes=s) for s in _BINARY_SHAPES),
+            doc=f"the elementwise {_word} of x1 and x2, broadcasting",
+        )
+    )
+
+
+def _optional_number(v):
+    return None if v is None else as_number(v)
+
+
+def _clip_infer(specs, attrs) -> TensorSpec:
+    x = specs[0]
+    if attrs["min"] is None and attrs["max"] is None:
+        raise ValueError("clip needs min or max")
+    if x.is_float:
+        return x
+    if any(isinstance(attrs[k], float) for k in ("min", "max")):
+        return TensorSpec(x.shape, "float64")
+    return TensorSpec(x.shape, promote(x.dtype, "int64"))
+
+
+def _emit_clip(e) -> str:
+    dtype = e.out.dtype
+    lo, hi = (
+        "None" if e.attrs[k] is None else number_literal(e.attrs[k], dtype) for k in ("min", "max")
+    )
+    return f"np.clip({e.arg(0)}, {lo}, {hi})"
+
+
+def _clip_vjp(g, out, args, attrs):
+    x, lo, hi = args[0], attrs["min"], attrs["max"]
+    if hi is not None:
+        g = F.where(x < hi, g, 0.0)
+    if lo is not None:
+        g = F.where(x > lo, g, 0.0)
+    return (g,)
+
+
+register(
+    OpDef(
+        name="clip",
+        operands=("x",),
+        attrs={"min": Attr(None, _optional_number), "max": Attr(None, _optional_number)},
+        infer=_clip_infer,
+        emit=_emit_clip,
+        vjp=_clip_vjp,
+        formula="dx = g where min < x < max, else 0",
+        tests=(
+            TestCase(shapes=((3, 4),), attrs={"min": -0.5, "max": 0.5}),
+            TestCase(shapes=((2, 1, 3),), attrs={"min": 0.0}),
+            TestCase(shapes=((),), attrs={"max": -0.25}),
+            TestCase(shapes=((1,),), attrs={"min": -1, "max": 1}),
+            TestCase(shapes=((2, 3),), attrs={"min": 1, "max": 3}, domains=("int:5",)),
+            TestCase(shapes=((2, 3),), attrs={"min": 0.5, "max": 2.5}, domains=("int:5",)),
+        ),
+        doc="x limited to [min, max] (np.clip); either bound may be None",
     )
 )
 

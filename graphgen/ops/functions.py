@@ -17,13 +17,22 @@ _CACHE: dict[str, Callable[..., Tensor]] = {}
 
 
 def make_builder(op: OpDef) -> Callable[..., Tensor]:
-    """The public function that applies `op`."""
+    """The public function that applies `op`.
+
+    Operands come first, then attrs (positionally in declaration order, or by keyword). A
+    variadic operand (``*arrays``) is passed as one sequence, as in ``np.concatenate``.
+    """
+    if op.builder is not None:
+        build = op.builder
+        build.__name__ = build.__qualname__ = op.name
+        build.__doc__ = f"{op.doc or op.name}\n\nVJP: {op.formula}"
+        return build
     n_operands = len(op.operands)
     attr_names = list(op.attrs)
 
     def build(*args: Any, name: str | None = None, **kwargs: Any) -> Tensor:
         if len(args) < n_operands:
-            missing = ", ".join(op.operands[len(args) :])
+            missing = ", ".join(o.lstrip("*") for o in op.operands[len(args) :])
             raise TypeError(f"{op.name}() missing operand(s): {missing}")
         extra = args[n_operands:]
         if len(extra) > len(attr_names):
@@ -33,9 +42,17 @@ def make_builder(op: OpDef) -> Callable[..., Tensor]:
             if key in attrs:
                 raise TypeError(f"{op.name}() got attribute {key!r} twice")
             attrs[key] = value
-        return apply(op.name, *args[:n_operands], name=name, **attrs)
+        operands = list(args[:n_operands])
+        if op.variadic:
+            rest = operands.pop()
+            if not isinstance(rest, (list, tuple)) or not rest:
+                raise TypeError(f"{op.name}() takes a non-empty sequence of tensors")
+            operands += rest
+        return apply(op.name, *operands, name=name, **attrs)
 
-    params = [inspect.Parameter(o, inspect.Parameter.POSITIONAL_ONLY) for o in op.operands]
+    params = [
+        inspect.Parameter(o.lstrip("*"), inspect.Parameter.POSITIONAL_ONLY) for o in op.operands
+    ]
     for key, spec in op.attrs.items():
         default = inspect.Parameter.empty if spec.default is REQUIRED else spec.default
         params.append(

@@ -86,14 +86,18 @@ class OpDef:
     """Everything about one op.
 
     name      registry name (NumPy's where one exists)
-    operands  operand names, in argument order (the builder function's positional params)
+    operands  operand names, in argument order (the builder function's positional params);
+              a last name starting with "*" (``("*arrays",)``) takes one or more operands
     attrs     attribute name -> Attr; also keyword params of the builder function
     infer     (operand specs, attrs) -> output spec; raises ShapeError-worthy ValueError
     emit      EmitContext -> NumPy expression (str) of precedence `prec`
     vjp       the VJP rule (see module docstring); None: no gradient flows through the op
     formula   the VJP rule in words, e.g. "dx = g * (1 - y**2)"
     tests     finite-difference test cases; an empty tuple fails the suite
-    kernel    name of a helper template in templates/kernels/, included when the op is used
+    kernel    helper templates in templates/kernels/ included when the op is used: a name, a
+              tuple of names (a kernel and the kernels it calls), or attrs -> names
+    builder   the public function, for the few ops whose NumPy signature is not operands
+              then attrs (``einsum(subscripts, *operands)``); default: made from the above
     """
 
     name: str
@@ -105,9 +109,40 @@ class OpDef:
     tests: tuple[TestCase, ...]
     attrs: dict[str, Attr] = field(default_factory=dict)
     prec: int | Callable[[dict], int] = ATOM
-    kernel: str | None = None
+    kernel: str | tuple[str, ...] | Callable[[dict], tuple[str, ...]] | None = None
+    builder: Callable[..., Any] | None = None
     doc: str = ""
     leaf: bool = False
+
+    @property
+    def variadic(self) -> bool:
+        """True when the last operand takes one or more operands (concatenate, einsum)."""
+        return bool(self.operands) and self.operands[-1].startswith("*")
+
+    def takes(self, n: int) -> bool:
+        """Whether the op accepts `n` operands."""
+        if self.variadic:
+            return n >= len(self.operands)
+        return n == len(self.operands)
+
+    def operand_name(self, i: int) -> str:
+        """The declared name of operand position i (the variadic name for all the rest)."""
+        return self.operands[min(i, len(self.operands) - 1)].lstrip("*")
+
+    def operand_labels(self, n: int) -> list[str]:
+        """Names for `n` operands as in comments: ``x``, or ``arrays[0]``, ``arrays[1]``."""
+        if not self.variadic:
+            return list(self.operands[:n])
+        fixed = len(self.operands) - 1
+        base = self.operand_name(fixed)
+        return [*self.operands[:fixed], *(f"{base}[{k}]" for k in range(n - fixed))]
+
+    def kernels(self, attrs: dict) -> tuple[str, ...]:
+        """The kernel templates a node of this op with `attrs` needs."""
+        names = self.kernel(attrs) if callable(self.kernel) else self.kernel
+        if names is None:
+            return ()
+        return (names,) if isinstance(names, str) else tuple(names)
 
     def check_attrs(self, node: str, given: dict) -> dict:
         """Fill defaults and validate `given`; returns the canonical attrs dict."""

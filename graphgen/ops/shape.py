@@ -1,10 +1,25 @@
-"""Shape ops: reshape, transpose, broadcast_to. Their VJPs move g back (no arithmetic)."""
+"""Shape ops: reshape, transpose, broadcast_to, expand_dims, squeeze, concatenate, stack.
+
+Their VJPs move g back without arithmetic (reshape, inverse transpose, views of g), except
+broadcast_to, whose cotangent the autodiff pass sums over the broadcast axes.
+"""
 
 from __future__ import annotations
 
 from . import functions as F
-from .registry import ATOM, Attr, OpDef, TensorSpec, TestCase, as_axes, as_shape, register
-from .shapes import fmt_shape
+from .registry import (
+    ATOM,
+    Attr,
+    Dim,
+    OpDef,
+    TensorSpec,
+    TestCase,
+    as_axes,
+    as_int,
+    as_shape,
+    register,
+)
+from .shapes import fmt_shape, normalize_axes, promote
 
 
 def _reshape_infer(specs, attrs) -> TensorSpec:
@@ -142,5 +157,195 @@ register(
             TestCase(shapes=((),), attrs={"shape": (2,)}),
         ),
         doc="np.broadcast_to(x, shape) (a read-only view)",
+    )
+)
+
+
+# ---- adding and removing axes ------------------------------------------------------------
+
+
+def _expand_dims_infer(specs, attrs) -> TensorSpec:
+    x = specs[0]
+    axes = normalize_axes(attrs["axis"], x.ndim + len(attrs["axis"]))
+    dims = iter(x.shape)
+    shape = tuple(1 if i in axes else next(dims) for i in range(x.ndim + len(axes)))
+    return TensorSpec(shape, x.dtype)
+
+
+def _emit_axes(axes) -> str:
+    return str(axes[0]) if len(axes) == 1 else str(tuple(axes))
+
+
+register(
+    OpDef(
+        name="expand_dims",
+        operands=("x",),
+        attrs={"axis": Attr(convert=as_axes, doc="an int or a tuple of ints")},
+        infer=_expand_dims_infer,
+        emit=lambda e: (
+            f"np.expand_dims({e.arg(0)}, "
+            f"{_emit_axes(normalize_axes(e.attrs['axis'], e.out.ndim))})"
+        ),
+        vjp=lambda g, out, args, attrs: (F.reshape(g, args[0].shape),),
+        formula="dx = reshape(g, x.shape)",
+        tests=(
+            TestCase(shapes=((3, 4),), attrs={"axis": 1}),
+            TestCase(shapes=((3,),), attrs={"axis": (0, -1)}),
+            TestCase(shapes=((),), attrs={"axis": 0}),
+        ),
+        doc="np.expand_dims(x, axis): new size-1 axes at `axis` of the result",
+    )
+)
+
+
+def squeeze_axes(shape, axis) -> tuple[int, ...]:
+    """The axes squeezed: the given ones (each must be a static 1), or every static 1."""
+    if axis is None:
+        return tuple(i for i, d in enumerate(shape) if d == 1)
+    axes = normalize_axes(axis, len(shape))
+    for a in axes:
+        if shape[a] != 1:
+            raise ValueError(f"cannot squeeze axis {a} of size {shape[a]!r}")
+    return axes
+
+
+def _squeeze_infer(specs, attrs) -> TensorSpec:
+    x = specs[0]
+    axes = squeeze_axes(x.shape, attrs["axis"])
+    return TensorSpec(tuple(d for i, d in enumerate(x.shape) if i not in axes), x.dtype)
+
+
+def _emit_squeeze(e) -> str:
+    # the axes are resolved now: a symbolic dim that is 1 at run time is never squeezed
+    axes = squeeze_axes(e.ins[0].shape, e.attrs["axis"])
+    return f"np.squeeze({e.arg(0)}, axis={_emit_axes(axes)})"
+
+
+register(
+    OpDef(
+        name="squeeze",
+        operands=("x",),
+        attrs={"axis": Attr(None, as_axes, "None (every size-1 axis), an int or a tuple")},
+        infer=_squeeze_infer,
+        emit=_emit_squeeze,
+        vjp=lambda g, out, args, attrs: (F.reshape(g, args[0].shape),),
+        formula="dx = reshape(g, x.shape)",
+        tests=(
+            TestCase(shapes=((3, 1, 4),)),
+            TestCase(shapes=((1, 3, 1),), attrs={"axis": -1}),
+            TestCase(shapes=((1, 1),), attrs={"axis": (0, 1)}),
+        ),
+        doc="np.squeeze(x, axis): size-1 axes removed",
+    )
+)
+
+# ---- joining: concatenate, stack (variadic) -------------------------------------------------
+
+
+def unify_dims(dims) -> Dim:
+    """Dims that must agree: equal, or a symbolic dim meeting an int (the int is kept)."""
+    out = dims[0]
+    for d in dims[1:]:
+        if d == out:
+            continue
+        if isinstance(d, str) == isinstance(out, str):
+            raise ValueError(f"dims {out!r} and {d!r} differ")
+        out = out if isinstance(out, int) else d
+    return out
+
+
+def _concatenate_infer(specs, attrs) -> TensorSpec:
+    ndim = specs[0].ndim
+    if ndim == 0 or any(s.ndim != ndim for s in specs):
+        raise ValueError("operands must have the same number of dims, at least 1")
+    (axis,) = normalize_axes((attrs["axis"],), ndim)
+    shape = []
+    for i in range(ndim):
+        dims = [s.shape[i] for s in specs]
+        if i != axis:
+            shape.append(unify_dims(dims))
+        elif len(dims) == 1:
+            shape.append(dims[0])
+        elif any(isinstance(d, str) for d in dims):
+            raise ValueError(f"cannot concatenate along symbolic dims {dims}")
+        else:
+            shape.append(sum(dims))
+    return TensorSpec(tuple(shape), promote(*(s.dtype for s in specs)))
+
+
+def _emit_join(fn: str):
+    def emit(e) -> str:
+        parts = [e.arg(i) for i in range(len(e.ins))]
+        arrays = "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+        return f"{fn}({arrays}, axis={e.attrs['axis'] % e.out.ndim})"
+
+    return emit
+
+
+def _concatenate_vjp(g, out, args, attrs):
+    if len(args) == 1:
+        return (g,)
+    axis, start, cots = attrs["axis"] % g.ndim, 0, []
+    for a in args:
+        stop = start + a.shape[axis]
+        cots.append(g[(slice(None),) * axis + (slice(start, stop),)])
+        start = stop
+    return tuple(cots)
+
+
+register(
+    OpDef(
+        name="concatenate",
+        operands=("*arrays",),
+        attrs={"axis": Attr(0, as_int)},
+        infer=_concatenate_infer,
+        emit=_emit_join("np.concatenate"),
+        vjp=_concatenate_vjp,
+        formula="darrays = g split along axis at the operands' offsets (views)",
+        tests=(
+            TestCase(shapes=((2, 3), (4, 3))),
+            TestCase(shapes=((2, 3), (2, 1), (2, 2)), attrs={"axis": -1}),
+            TestCase(shapes=((3,),)),
+            TestCase(shapes=((2, 1, 3), (2, 2, 3)), attrs={"axis": 1}),
+        ),
+        doc="np.concatenate(arrays, axis)",
+    )
+)
+
+
+def _stack_infer(specs, attrs) -> TensorSpec:
+    ndim = specs[0].ndim
+    if any(s.ndim != ndim for s in specs):
+        raise ValueError("operands must have the same shape")
+    (axis,) = normalize_axes((attrs["axis"],), ndim + 1)
+    try:
+        shape = [unify_dims([s.shape[i] for s in specs]) for i in range(ndim)]
+    except ValueError:
+        raise ValueError("operands must have the same shape") from None
+    shape.insert(axis, len(specs))
+    return TensorSpec(tuple(shape), promote(*(s.dtype for s in specs)))
+
+
+def _stack_vjp(g, out, args, attrs):
+    axis = attrs["axis"] % g.ndim
+    return tuple(g[(slice(None),) * axis + (k,)] for k in range(len(args)))
+
+
+register(
+    OpDef(
+        name="stack",
+        operands=("*arrays",),
+        attrs={"axis": Attr(0, as_int)},
+        infer=_stack_infer,
+        emit=_emit_join("np.stack"),
+        vjp=_stack_vjp,
+        formula="darrays = g[..., k, ...] at position k of the new axis (views)",
+        tests=(
+            TestCase(shapes=((3,), (3,))),
+            TestCase(shapes=((2, 3), (2, 3), (2, 3)), attrs={"axis": -1}),
+            TestCase(shapes=((), ())),
+            TestCase(shapes=((2, 1), (2, 1)), attrs={"axis": 1}),
+        ),
+        doc="np.stack(arrays, axis): a new axis",
     )
 )

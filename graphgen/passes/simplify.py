@@ -41,7 +41,7 @@ def simplify(graph: nx.MultiDiGraph, targets: list[str]) -> list[str]:
             continue
         same = _identity_of(graph, node, args)
         if same is not None and spec(graph, same) == spec(graph, node):
-            _redirect(graph, node, same)
+            redirect(graph, node, same)
             replaced[node] = same
     return [_final(replaced, t) for t in targets]
 
@@ -98,12 +98,14 @@ def _identity_of(graph, node, args):
         graph.nodes[node]["shape"]
     ):
         return args[0]
+    if op == "stop_gradient":  # it has done its work once the reverse graph is built
+        return args[0]
     if op == "negative" and graph.nodes[args[0]]["op"] == "negative":
         return operands(graph, args[0])[0]
     return None
 
 
-def _redirect(graph: nx.MultiDiGraph, node: str, target: str) -> None:
+def redirect(graph: nx.MultiDiGraph, node: str, target: str) -> None:
     """Make every use of `node` a use of `target`, keeping naming tags where useful."""
     for _, user, key, arg in list(graph.out_edges(node, keys=True, data="arg")):
         graph.remove_edge(node, user, key)

@@ -28,6 +28,15 @@ INPUT_SPECS = {
     "W2": {"shape": (5, 4), "dtype": "float64"},
     "b2": {"shape": (4,), "dtype": "float64"},
 }
+# where valid random inputs come from (graphgen check): "int:N" = integers in [0, N)
+INPUT_DOMAINS = {
+    "x": "real",
+    "y": "int:4",
+    "W1": "real",
+    "b1": "real",
+    "W2": "real",
+    "b2": "real",
+}
 
 
 def _softmax(x, axis):
@@ -69,11 +78,13 @@ def value_and_grad(x, y, W1, b1, W2, b2):
     del z1
     logits = h1 @ W2 + b2
     loss = _softmax_cross_entropy(logits, y, "mean")
+    # seed: the derivative of loss with respect to itself is 1
+    d_loss = np.ones_like(loss)
     # softmax_cross_entropy VJP for logits: dlogits = (softmax(logits) - onehot(labels)) * g / N  | logits=logits (batch, 4), labels=y (batch,) -> loss ()
     d_logits = (_softmax(logits, axis=-1) - (y[..., None] == np.arange(4))) * (
-        1.0 / batch
+        d_loss / batch
     )
-    del logits
+    del logits, d_loss
     # add VJP for b2: dx2 = g, summed over broadcast axes  | x1=(batch, 4), x2=b2 (4,) -> logits (batch, 4)
     d_b2 = np.sum(d_logits, axis=0)
     # matmul VJP for h1: dx1 = g @ x2^T  | x1=h1 (batch, 5), x2=W2 (5, 4) -> (batch, 4)
