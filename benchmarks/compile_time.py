@@ -4,9 +4,9 @@ Run in its own process: `python -m benchmarks.compile_time '<json spec>' OUT`, s
 {"workloads": [...], "depths": [...], "repeats": int, "profile_over": seconds}. Each
 graphgen compile is timed as `gg.compile(graph)` on an already built graph (the build is
 timed apart). A tiny graph is compiled first, so one-time costs (imports, black's and
-Jinja's first use) are not charged to the first workload. When a deep MLP's compile takes
-longer than `profile_over` seconds it is compiled once more under cProfile: the time per
-pipeline stage and the top functions are reported.
+Jinja's first use) are not charged to the first workload. When the deepest MLP's compile
+takes longer than `profile_over` seconds, it is compiled once more under cProfile: the time
+per pipeline stage and the top functions are reported.
 
 `jax_first_call` (a separate process, `--jax`) times JAX's first call of
 jit(value_and_grad) for the same deep MLPs, to compare growth with graph size.
@@ -110,12 +110,11 @@ def run(spec: dict) -> dict:
         except Unavailable as exc:
             out["workloads"].append({"workload": name, "unavailable": str(exc)})
     for depth in spec["depths"]:
-        workload = mlp_stack(depth)
-        result = time_compile(workload, spec["repeats"] if depth <= 100 else 1)
+        result = time_compile(mlp_stack(depth), spec["repeats"] if depth <= 100 else 1)
         result["depth"] = depth
         out["depths"].append(result)
-        if result["median_s"] > spec["profile_over"]:
-            out["profiles"].append(profile_compile(workload))
+    if out["depths"] and out["depths"][-1]["median_s"] > spec["profile_over"]:
+        out["profiles"].append(profile_compile(mlp_stack(out["depths"][-1]["depth"])))
     return out
 
 

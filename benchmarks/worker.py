@@ -25,16 +25,17 @@ def blas_info() -> list[dict]:
     return [{k: lib.get(k) for k in keep} for lib in threadpool_info()]
 
 
-def run_case(spec: dict) -> dict:
-    from . import measure
+def check_case(workload, dtype: str, name: str) -> tuple[dict, object]:
+    """Prepare implementation `name` and check it against the hand-written NumPy.
+
+    Returns (result, prepared): result["status"] is "ok", "unavailable" or "mismatch";
+    prepared is None unless the implementation may be timed. Used in-process by the tests.
+    """
     from .check import compare
     from .impl_numpy import value_and_grad as hand_value_and_grad
-    from .impls import NUMPY_BASED, Unavailable, load, numpy_convert
-    from .workloads import WORKLOADS
+    from .impls import Unavailable, load, numpy_convert
 
-    workload = WORKLOADS[spec["workload"]]
-    dtype, name = spec["dtype"], spec["impl"]
-    result: dict = {"spec": spec, "status": "ok", "env": _env_summary()}
+    result: dict = {"status": "ok"}
     inputs = workload.make_inputs(dtype)
     if name == "numpy" and dtype == "float32":  # the baseline itself: against float64
         reference = numpy_convert(hand_value_and_grad(workload, workload.make_inputs("float64")))
@@ -42,14 +43,13 @@ def run_case(spec: dict) -> dict:
         reference = None
     else:
         reference = numpy_convert(hand_value_and_grad(workload, inputs))
-
     try:
         module = load(name)
         t0 = time.perf_counter()
         prepared = module.prepare(workload, inputs)
         result["prepare_s"] = time.perf_counter() - t0
     except Unavailable as exc:
-        return {**result, "status": "unavailable", "reason": str(exc)}
+        return {**result, "status": "unavailable", "reason": str(exc)}, None
     result["info"] = prepared.info
 
     t0 = time.perf_counter()
@@ -64,8 +64,22 @@ def run_case(spec: dict) -> dict:
         result["check"] = verdict.summary()
         result["max_error"] = verdict.max_error
         if not verdict.ok:
-            return {**result, "status": "mismatch", "blas": blas_info()}
-    del out, reference
+            return {**result, "status": "mismatch"}, None
+    return result, prepared
+
+
+def run_case(spec: dict) -> dict:
+    from . import measure
+    from .impls import NUMPY_BASED
+    from .workloads import WORKLOADS
+
+    name = spec["impl"]
+    checked, prepared = check_case(WORKLOADS[spec["workload"]], spec["dtype"], name)
+    result = {"spec": spec, "env": _env_summary(), **checked}
+    if prepared is None:
+        if result["status"] == "mismatch":
+            result["blas"] = blas_info()
+        return result
 
     per_call = measure.warm_up(prepared.call, spec["warmup"], spec["budget"] / 10)
     if name in NUMPY_BASED:

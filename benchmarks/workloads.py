@@ -79,21 +79,24 @@ def draw(leaf: Leaf, rng: np.random.Generator, dtype: str) -> np.ndarray:
     return values.astype(dtype)
 
 
-def _mlp(batch: int) -> Workload:
-    sizes = (784, 256, 256, 10)
-    leaves = [Leaf("x", (batch, sizes[0]), "input", "normal"), Leaf("y", (batch,), "input", "labels:10")]
+def mlp(batch: int, sizes: tuple[int, ...] = (784, 256, 256, 10)) -> Workload:
+    """relu MLP with softmax cross-entropy; the name says the batch (mlp-b32)."""
+    leaves = [
+        Leaf("x", (batch, sizes[0]), "input", "normal"),
+        Leaf("y", (batch,), "input", f"labels:{sizes[-1]}"),
+    ]
     for i in range(1, len(sizes)):
         leaves.append(Leaf(f"W{i}", (sizes[i - 1], sizes[i]), "param", "fan_in"))
         leaves.append(Leaf(f"b{i}", (sizes[i],), "param", "small"))
     return Workload(
         f"mlp-b{batch}",
-        f"MLP 784-256-256-10 (relu), batch {batch}",
+        f"MLP {'-'.join(map(str, sizes))} (relu), batch {batch}",
         tuple(leaves),
         {"batch": batch, "sizes": sizes},
     )
 
 
-def _cnn(batch: int = 32) -> Workload:
+def cnn(batch: int = 32) -> Workload:
     leaves = (
         Leaf("x", (batch, 1, 28, 28), "input", "normal"),
         Leaf("y", (batch,), "input", "labels:10"),
@@ -113,7 +116,7 @@ def _cnn(batch: int = 32) -> Workload:
     )
 
 
-def _transformer(batch: int = 8, seq: int = 64, d: int = 128, heads: int = 4, ffn: int = 512):
+def transformer(batch: int = 8, seq: int = 64, d: int = 128, heads: int = 4, ffn: int = 512):
     leaves = [
         Leaf("x", (batch, seq, d), "input", "normal"),
         Leaf("target", (batch, seq, d), "input", "normal"),
@@ -139,19 +142,22 @@ def _transformer(batch: int = 8, seq: int = 64, d: int = 128, heads: int = 4, ff
     )
 
 
-WORKLOADS: dict[str, Workload] = {
-    w.name: w for w in (_mlp(32), _mlp(512), _cnn(), _transformer())
-}
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (mlp(32), mlp(512), cnn(), transformer())}
 
 
 def mlp_stack(depth: int, width: int = 64, n_in: int = 64, n_out: int = 10) -> Workload:
     """A deep tanh MLP (depth matmul+add layers), for compile-time scaling only."""
     sizes = (n_in,) + (width,) * (depth - 1) + (n_out,)
-    leaves = [Leaf("x", (32, n_in), "input", "normal"), Leaf("y", (32,), "input", "labels:10")]
+    leaves = [
+        Leaf("x", (32, n_in), "input", "normal"),
+        Leaf("y", (32,), "input", f"labels:{n_out}"),
+    ]
     for i in range(1, len(sizes)):
         leaves.append(Leaf(f"W{i}", (sizes[i - 1], sizes[i]), "param", "fan_in"))
         leaves.append(Leaf(f"b{i}", (sizes[i],), "param", "small"))
-    return Workload(f"mlp-depth{depth}", f"tanh MLP, {depth} layers of width {width}", tuple(leaves))
+    return Workload(
+        f"mlp-depth{depth}", f"tanh MLP, {depth} layers of width {width}", tuple(leaves)
+    )
 
 
 def select(patterns: str | None) -> list[Workload]:
