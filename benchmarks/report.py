@@ -189,7 +189,7 @@ def blas_lines(cases: list[dict]) -> list[str]:
                 text = (
                     f"{lib.get('internal_api')} {lib.get('version')} "
                     f"kernel={lib.get('architecture') or '-'} threads={lib.get('num_threads')} "
-                    f"({lib.get('prefix')})"
+                    f"({lib.get('library')})"
                 )
             seen.setdefault(c["spec"]["impl"], set()).add(text)
     return [f"{impl}: " + "; ".join(sorted(libs)) for impl, libs in seen.items()]

@@ -52,8 +52,7 @@ def child_env(malloc: str, threads: int | None) -> dict:
             env[key] = str(threads)
         if threads == 1:
             env["XLA_FLAGS"] = (
-                env.get("XLA_FLAGS", "")
-                + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+                env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
             ).strip()
     return env
 

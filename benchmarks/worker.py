@@ -21,8 +21,13 @@ def blas_info() -> list[dict]:
         from threadpoolctl import threadpool_info
     except ImportError:
         return [{"error": "threadpoolctl not installed"}]
-    keep = ("user_api", "internal_api", "version", "architecture", "num_threads", "prefix")
-    return [{k: lib.get(k) for k in keep} for lib in threadpool_info()]
+    keep = ("user_api", "internal_api", "version", "architecture", "num_threads")
+    out = []
+    for lib in threadpool_info():
+        path = lib.get("filepath") or ""
+        where = os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
+        out.append({**{k: lib.get(k) for k in keep}, "library": where})
+    return out
 
 
 def check_case(workload, dtype: str, name: str) -> tuple[dict, object]:
