@@ -103,7 +103,7 @@ def run(spec: dict) -> dict:
     from .workloads import WORKLOADS, mlp_stack
 
     gg.compile(_graph_for(mlp_stack(2))[0])  # one-time costs
-    out: dict = {"workloads": [], "depths": [], "profiles": [], "graphgen": gg.__version__}
+    out: dict = {"workloads": [], "depths": [], "profiles": [], "graphgen": gg.__file__}
     for name in spec["workloads"]:
         try:
             out["workloads"].append(time_compile(WORKLOADS[name], spec["repeats"]))

@@ -11,6 +11,7 @@ Unavailable("graphgen: op X not available") instead of failing.
 from __future__ import annotations
 
 import math
+import os
 
 from .impls import Prepared, Unavailable, numpy_convert
 from .workloads import Workload
@@ -123,5 +124,8 @@ def prepare(workload: Workload, inputs: dict) -> Prepared:
     model = gg.compile(build(workload, dtype))
     args = [inputs[name] for name in model.inputs]
     fn = model.module.value_and_grad
-    info = {"graphgen": gg.__version__, "source_lines": len(model.source.splitlines())}
+    info = {
+        "graphgen": f"{gg.__version__} from {os.path.dirname(os.path.dirname(gg.__file__))}",
+        "source_lines": len(model.source.splitlines()),
+    }
     return Prepared(call=lambda: fn(*args), convert=numpy_convert, info=info)

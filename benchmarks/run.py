@@ -41,10 +41,11 @@ MALLOC_SETTINGS = {
 UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
-def child_env(malloc: str, threads: int | None) -> dict:
+def child_env(malloc: str, threads: int | None, graphgen_dir: Path | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in UNSET and not k.startswith("MALLOC_")}
     env.update(MALLOC_SETTINGS[malloc])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    first = [str(graphgen_dir)] if graphgen_dir else []
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (*first, str(ROOT), env.get("PYTHONPATH")) if p)
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONHASHSEED"] = "0"
     if threads:
@@ -58,13 +59,17 @@ def child_env(malloc: str, threads: int | None) -> dict:
 
 
 def run_child(module: str, spec: dict, env: dict, timeout: float) -> dict:
-    """Run `python -m module spec out.json` and return the JSON it wrote (or the failure)."""
+    """Run `python -m module spec out.json` and return the JSON it wrote (or the failure).
+
+    The child starts in a temporary folder, so that PYTHONPATH alone decides which graphgen
+    it imports (`-m` would put the working folder first).
+    """
     with tempfile.TemporaryDirectory(prefix="graphgen-bench-") as tmp:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", module, json.dumps(spec), str(out)]
         try:
             proc = subprocess.run(
-                cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+                cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=timeout
             )
         except subprocess.TimeoutExpired:
             return {"spec": spec, "status": "timeout", "reason": f"no result after {timeout:.0f} s"}
@@ -97,8 +102,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--compile-only", action="store_true", help="only the compile-time part")
     p.add_argument("--depths", default=None, help="deep-MLP layer counts (default 10,100,1000)")
     p.add_argument("--note", default="", help="a line put at the top of the results file")
-    p.add_argument("--out", type=Path, help="Markdown file (default results/latest.md, "
-                   "results/quick.md with --quick)")  # fmt: skip
+    p.add_argument(
+        "--out", type=Path, help="Markdown file (default results/latest.md; quick.md with --quick)"
+    )
+    p.add_argument(
+        "--graphgen",
+        type=Path,
+        help="a source tree whose graphgen package is measured instead of the one next to "
+        "benchmarks/ (another branch, e.g. exported with git archive)",
+    )
     p.add_argument("--timeout", type=float, default=900, help="seconds per case (default 900)")
     return p.parse_args(argv)
 
@@ -144,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
                 "min_calls": 3 if args.quick else 20,
                 "max_calls": 50 if args.quick else 5000,
             }
-            result = run_child("benchmarks.worker", spec, child_env(m, args.threads), args.timeout)
+            result = run_child(
+                "benchmarks.worker", spec, child_env(m, args.threads, args.graphgen), args.timeout
+            )
             result["spec"] = spec
             cases.append(result)
             print(f"[{k}/{len(todo)}] {_progress(result, cases)}", flush=True)
@@ -152,16 +166,18 @@ def main(argv: list[str] | None = None) -> int:
     comp, jax_depths = None, None
     if not args.no_compile:
         names = [w.name for w in chosen]
-        spec = {"workloads": names, "depths": depths, "repeats": 1 if args.quick else 3,
-                "profile_over": 1.0}  # fmt: skip
+        spec = {"workloads": names, "depths": depths, "profile_over": 1.0}
+        spec["repeats"] = 1 if args.quick else 3
         print("compile time: graphgen ...", flush=True)
-        comp = run_child("benchmarks.compile_time", spec, child_env("shipped", args.threads), 3600)
+        comp = run_child(
+            "benchmarks.compile_time", spec, child_env("shipped", args.threads, args.graphgen), 3600
+        )
         if not args.quick and "jax" in impl_names:
             print("compile time: JAX first call on the deep MLPs ...", flush=True)
             jax_depths = run_child(
                 "benchmarks.compile_time",
                 {"jax": True, "depths": depths},
-                child_env("shipped", args.threads),
+                child_env("shipped", args.threads, args.graphgen),
                 3600,
             )
 
@@ -218,6 +234,7 @@ def render(cases, comp, jax_depths, described, args, command, markdown: bool) ->
                 f"{described['loadavg_end']}; run took {described['elapsed_s']} s",
                 f"command: `{command}`" if markdown else f"command: {command}",
                 "threads: " + (str(args.threads) if args.threads else "libraries' defaults"),
+                "graphgen measured: " + (str(args.graphgen) if args.graphgen else "this tree"),
             )
         )
     )
