@@ -9,6 +9,7 @@ autograd.scipy.special (needs scipy).
 from __future__ import annotations
 
 import math
+from importlib import metadata
 
 from .impls import Prepared, Unavailable, numpy_convert
 from .workloads import Workload
@@ -110,5 +111,5 @@ def prepare(workload: Workload, inputs: dict) -> Prepared:
     step = autograd.value_and_grad(loss_for(workload))
     params = {n: inputs[n] for n in workload.params}
     data = [inputs[leaf.name] for leaf in workload.leaves if leaf.kind != "param"]
-    info = {"autograd": getattr(autograd, "__version__", "?")}
+    info = {"autograd": metadata.version("autograd")}
     return Prepared(call=lambda: step(params, *data), convert=numpy_convert, info=info)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -100,7 +101,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, help="BLAS/OpenMP/XLA threads (default: libraries')")
     p.add_argument("--no-compile", action="store_true", help="skip the compile-time part")
     p.add_argument("--compile-only", action="store_true", help="only the compile-time part")
-    p.add_argument("--depths", default=None, help="deep-MLP layer counts (default 10,100,1000)")
+    p.add_argument(
+        "--depths", default=None, help="deep-MLP layer counts (default 10,100,1000; 0: none)"
+    )
     p.add_argument("--note", default="", help="a line put at the top of the results file")
     p.add_argument(
         "--out", type=Path, help="Markdown file (default results/latest.md; quick.md with --quick)"
@@ -128,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         if m not in MALLOC_SETTINGS:
             raise SystemExit(f"unknown malloc setting {m!r}")
     budget = args.budget if args.budget is not None else (0.05 if args.quick else 2.0)
+    default_depths = "10,100" if args.quick else "10,100,1000"
     depths = [
-        int(d) for d in (args.depths or ("10,100" if args.quick else "10,100,1000")).split(",")
+        int(d) for d in (args.depths or default_depths).split(",") if d.strip() not in ("", "0")
     ]
     out_path = args.out or HERE / "results" / ("quick.md" if args.quick else "latest.md")
     described = machine.describe()
@@ -172,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         comp = run_child(
             "benchmarks.compile_time", spec, child_env("shipped", args.threads, args.graphgen), 3600
         )
-        if not args.quick and "jax" in impl_names:
+        if not args.quick and "jax" in impl_names and depths:
             print("compile time: JAX first call on the deep MLPs ...", flush=True)
             jax_depths = run_child(
                 "benchmarks.compile_time",
@@ -183,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
     described["loadavg_end"] = machine.describe()["loadavg"]
     described["elapsed_s"] = round(time.time() - started)
-    command = "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)])
     text = render(cases, comp, jax_depths, described, args, command, markdown=False)
     print("\n" + text)
     out_path.parent.mkdir(parents=True, exist_ok=True)
