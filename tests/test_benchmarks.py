@@ -1,0 +1,69 @@
+"""The benchmark harness keeps working: its agreement check, in-process, at tiny sizes.
+
+No timing here (never timed unit tests); no torch or jax needed (they are optional).
+"""
+
+import numpy as np
+import pytest
+
+from benchmarks import impl_numpy, workloads
+from benchmarks.check import compare
+from benchmarks.impls import numpy_convert
+from benchmarks.worker import check_case
+
+TINY = {
+    "mlp": workloads.mlp(4, sizes=(6, 5, 5, 3)),
+    "cnn": workloads.cnn(2),
+    "transformer": workloads.transformer(batch=2, seq=4, d=8, heads=2, ffn=16),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_graphgen_mlp_agrees_with_hand_numpy(dtype):
+    result, prepared = check_case(TINY["mlp"], dtype, "graphgen")
+    assert result["status"] == "ok", result
+    assert result["check"].startswith("ok")
+    assert prepared is not None
+
+
+@pytest.mark.parametrize("family", ["cnn", "transformer"])
+def test_graphgen_cnn_and_transformer_agree_once_their_ops_exist(family):
+    result, _ = check_case(TINY[family], "float64", "graphgen")
+    if result["status"] == "unavailable":
+        assert result["reason"].startswith("graphgen: op ")
+        pytest.skip(result["reason"])
+    assert result["status"] == "ok", result
+
+
+def test_hand_numpy_float32_is_checked_against_float64():
+    result, _ = check_case(TINY["mlp"], "float32", "numpy")
+    assert result["status"] == "ok" and result["check"].startswith("ok")
+
+
+def test_a_wrong_gradient_is_a_mismatch():
+    w = TINY["mlp"]
+    want = numpy_convert(impl_numpy.value_and_grad(w, w.make_inputs("float64")))
+    loss, grads = want
+    bad = {k: v.copy() for k, v in grads.items()}
+    bad["W2"][0, 0] += 0.1 * np.abs(bad["W2"]).max()
+    verdict = compare((loss, bad), want, "float64")
+    assert not verdict.ok and "W2" in verdict.summary()
+    assert not compare((loss * 1.01, grads), want, "float64").ok
+    assert not compare((loss, {k: v for k, v in grads.items() if k != "b1"}), want, "float64").ok
+
+
+def test_hand_numpy_mlp_matches_finite_differences():
+    w = TINY["mlp"]
+    inputs = w.make_inputs("float64")
+    _, grads = impl_numpy.value_and_grad(w, inputs)
+    rng = np.random.default_rng(0)
+    for name in w.params:
+        direction = rng.standard_normal(inputs[name].shape)
+        eps = 1e-6
+
+        def loss_at(t):
+            shifted = dict(inputs, **{name: inputs[name] + t * direction})
+            return float(impl_numpy.value_and_grad(w, shifted)[0])
+
+        numeric = (loss_at(eps) - loss_at(-eps)) / (2 * eps)
+        assert numeric == pytest.approx(float(np.sum(grads[name] * direction)), rel=1e-6, abs=1e-9)
