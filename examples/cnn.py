@@ -18,7 +18,7 @@ momentum on 80% of the 1797 digits in examples/data and reports the accuracy on 
 
 With the defaults (seed 0) the train loss falls from 3.0 to 0.004 and the test accuracy is
 98.1% (98.1% and 98.9% with --seed 1 and 2); the whole run (compile, gradient check, 15
-epochs of 45 minibatches of 32) takes 3 to 4.5 s of wall time on a shared 2-core machine.
+epochs of 45 minibatches of 32) takes 2.5 to 4.5 s of wall time on a shared 2-core machine.
 """
 
 from __future__ import annotations
