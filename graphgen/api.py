@@ -83,18 +83,20 @@ class Model:
         return f"<graphgen.Model {self.name!r} inputs={list(self.inputs)} wrt={list(self.wrt)}>"
 
 
-def compile(graph: Any, wrt: Any = None) -> Model:  # noqa: A001 - the public name
+def compile(graph: Any, wrt: Any = None, *, checks: bool = True) -> Model:  # noqa: A001
     """Compile `graph` (a gg.Graph or networkx graph) into a loaded Model.
 
     wrt: the leaf names to differentiate with respect to (a list, or a comma-separated
     string); default: every param.
+    checks: the generated functions check their inputs' dtype kind, rank and dims and
+    raise ValueError naming the input; False leaves the checks out for the fastest code.
     """
-    return Model(compile_source(graph, wrt))
+    return Model(compile_source(graph, wrt, checks=checks))
 
 
-def generate(graph: Any, wrt: Any = None) -> str:
-    """The generated module's source for `graph` (black-formatted)."""
-    return compile_source(graph, wrt).source
+def generate(graph: Any, wrt: Any = None, *, checks: bool = True) -> str:
+    """The generated module's source for `graph` (black-formatted); `checks` as in compile."""
+    return compile_source(graph, wrt, checks=checks).source
 
 
 _LOADED = 0

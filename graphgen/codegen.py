@@ -21,7 +21,7 @@ import jinja2
 import networkx as nx
 
 from .ir import spec
-from .naming import GRAD_PREFIX, Namespace
+from .naming import GRAD_PREFIX, Namespace, comment_text
 from .ops.registry import ATOM, Dim, get_op
 from .ops.shapes import fmt_shape
 from .schedule import operands, topological_order
@@ -125,8 +125,7 @@ class FunctionEmitter:
         self.namespace = Namespace()
         self.names: dict[str, str] = {}
         for leaf in inputs:
-            self.names[leaf] = param_names[leaf]
-            self.namespace.claim(param_names[leaf])
+            self.names[leaf] = self.namespace.reserve(param_names[leaf])
         self.dims: dict[str, str] = {}
         self.dim_sources = self._dim_sources(inputs)
         for node in self.order:
@@ -214,7 +213,7 @@ class FunctionEmitter:
         lines: list[str] = []
         for i, (node, source) in enumerate(rendered):
             if comments:
-                lines.extend(f"# {c}" for c in self._comment(node))
+                lines.extend(f"# {comment_text(c)}" for c in self._comment(node))
             lines.append(f"{self.names[node]} = {source}")
             dead = [self.names[v] for v in last_use.get(i, [])]
             if release and dead:
@@ -245,6 +244,8 @@ class FunctionEmitter:
         if data.get("role") != "backward":
             return []
         rule, fwd = data.get("rule"), data.get("vjp_of")
+        if fwd not in self.names:  # pruned, or a tag the graph came with
+            return []
         if rule == "fan-out":
             return [
                 f"{self.names[node]}: {self.names[fwd]} has several uses; fan-out sums their cotangents"
