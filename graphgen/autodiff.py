@@ -168,8 +168,11 @@ def _tag_cotangent(b: Graph, cot: Tensor, node: str, i: int) -> None:
 
 
 def _compatible(a: tuple, b: tuple) -> bool:
+    """Equal shapes, up to a symbolic dim meeting an int; a symbolic dim meeting a 1 was
+    broadcast (symbolic dims never broadcast as 1)."""
     return len(a) == len(b) and all(
-        x == y or isinstance(x, str) != isinstance(y, str) for x, y in zip(a, b)
+        x == y or (isinstance(x, str) != isinstance(y, str) and 1 not in (x, y))
+        for x, y in zip(a, b)
     )
 
 

@@ -106,7 +106,8 @@ class EmitContext:
                 parts.append(self.dim(d))
         if static != 1 or not parts:
             parts.insert(0, str(static))
-        return " * ".join(parts)
+        # parenthesized: emitters treat it as an atom (`g / (2 * n)`, not `g / 2 * n`)
+        return parts[0] if len(parts) == 1 else "(" + " * ".join(parts) + ")"
 
 
 class FunctionEmitter:

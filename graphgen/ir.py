@@ -27,7 +27,8 @@ def validate(graph: Any) -> nx.MultiDiGraph:
             f"expected a networkx DiGraph/MultiDiGraph or a gg.Graph, got {type(graph).__name__}"
         )
     out = nx.MultiDiGraph()
-    out.graph["name"] = str.__str__(str(graph.graph.get("name", "graph")))
+    name = graph.graph.get("name", "graph")
+    out.graph["name"] = str.__str__(name) if isinstance(name, str) else str(name)
     for node, data in graph.nodes(data=True):
         if not isinstance(node, str) or not node:
             raise GraphError(f"node id {node!r} is not a non-empty string")
@@ -208,7 +209,8 @@ def _check_const_value(node: str, value: Any, dtype: str) -> None:
         for x in value:
             _check_const_value(node, x, dtype)
         return
-    if dtype == "int64" and not (math.isfinite(value) and _INT64[0] <= value <= _INT64[1]):
+    finite = isinstance(value, int) or math.isfinite(value)
+    if dtype == "int64" and not (finite and _INT64[0] <= value <= _INT64[1]):
         raise AttrError(f"node {node!r} (op const): value {value!r} is not an int64")
     if dtype in ("float32", "float64"):
         try:
