@@ -83,9 +83,12 @@ def build_joint(forward: nx.MultiDiGraph, wrt: list[str], seed_input: bool = Fal
         else:
             if out_spec.shape != ():
                 raise GraphError(
-                    f"output {out!r} has shape {out_spec.shape}: value_and_grad needs a scalar; use vjp"
+                    f"output {out!r} has shape {out_spec.shape}: "
+                    "value_and_grad needs a scalar; use vjp"
                 )
-            seed = b.const(1.0, dtype=out_spec.dtype)
+            # ones_like, not the literal 1.0: the gradients take the dtype of the value at
+            # run time (float32 in, float32 out), even where a rule makes an array of g alone
+            seed = F.ones_like(b.tensor(out))
     active = _active_nodes(forward, wrt, out)
     cotangents: dict[str, list[Tensor]] = {out: [seed]} if out in active else {}
     totals: dict[str, Tensor] = {}

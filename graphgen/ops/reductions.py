@@ -28,6 +28,11 @@ def _reduce_infer(specs, attrs) -> TensorSpec:
     return TensorSpec(reduced_shape(x.shape, axes, attrs["keepdims"]), x.dtype)
 
 
+def _sum_infer(specs, attrs) -> TensorSpec:
+    spec = _reduce_infer(specs, attrs)
+    return TensorSpec(spec.shape, "int64") if spec.dtype == "bool" else spec  # as NumPy
+
+
 def _float_reduce_infer(specs, attrs) -> TensorSpec:
     require_float(specs[0], "x")
     return _reduce_infer(specs, attrs)
@@ -71,7 +76,8 @@ def _mean_vjp(g, out, args, attrs):
 def _max_vjp(g, out, args, attrs):
     x = args[0]
     is_max = x == expand_reduced(out, x, attrs)
-    ties = F.sum(is_max, axis=attrs["axis"], keepdims=True)
+    # counted in x's float dtype: an int64 count would promote float32 to float64
+    ties = F.sum(F.where(is_max, F.ones_like(x), 0.0), axis=attrs["axis"], keepdims=True)
     return (F.where(is_max, expand_reduced(g, x, attrs) / ties, 0.0),)
 
 
@@ -81,7 +87,7 @@ _REDUCE_ATTRS = {
 }
 
 for _name, _infer, _vjp, _formula, _domain in (
-    ("sum", _reduce_infer, _sum_vjp, "dx = broadcast g over the reduced axes", "real"),
+    ("sum", _sum_infer, _sum_vjp, "dx = broadcast g over the reduced axes", "real"),
     ("mean", _float_reduce_infer, _mean_vjp, "dx = broadcast g / n over the reduced axes", "real"),
     (
         "max",
