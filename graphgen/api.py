@@ -38,7 +38,8 @@ class Model:
     def _args(self, args: tuple, kwargs: dict) -> list:
         if len(args) > len(self.inputs):
             raise TypeError(
-                f"{self.name}: expected at most {len(self.inputs)} inputs {list(self.inputs)}, got {len(args)}"
+                f"{self.name}: expected at most {len(self.inputs)} inputs "
+                f"{list(self.inputs)}, got {len(args)}"
             )
         values = dict(zip(self.inputs, args))
         for key, value in kwargs.items():
@@ -62,8 +63,8 @@ class Model:
         """(value, grads): grads of the first (scalar) output, a dict keyed by `wrt` names."""
         if not hasattr(self.module, "value_and_grad"):
             raise TypeError(
-                f"{self.name}: value_and_grad needs a scalar float first output and a non-empty wrt; "
-                "use vjp for a non-scalar output"
+                f"{self.name}: value_and_grad needs a scalar float first output and a "
+                "non-empty wrt; use vjp for a non-scalar output"
             )
         return self.module.value_and_grad(*self._args(args, kwargs))
 

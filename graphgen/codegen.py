@@ -22,7 +22,7 @@ import networkx as nx
 
 from .ir import spec
 from .naming import GRAD_PREFIX, Namespace, comment_text
-from .ops.registry import ATOM, Dim, get_op
+from .ops.registry import ATOM, FLOAT_DTYPES, Dim, get_op
 from .ops.shapes import fmt_shape
 from .schedule import operands, topological_order
 
@@ -132,6 +132,7 @@ class FunctionEmitter:
         for node in self.order:
             if node not in self.names:
                 self.names[node] = self.namespace.claim(self._preferred_name(node))
+        self._constants: dict[str, bool] = {}
         self.inlined = {n for n in self.order if self._inlinable(n)}
         self.kernels: set[str] = set()
 
@@ -190,7 +191,32 @@ class FunctionEmitter:
             self.kernels.add(op.kernel)
         e = EmitContext(self, node)
         prec = op.prec(e.attrs) if callable(op.prec) else op.prec
+        if self._strong_constant(node):
+            # np.log(0.5) is an np.float64, which would promote float32 arrays to float64;
+            # a Python float adapts to the arrays it meets (float32 in, float32 out)
+            return f"float({op.emit(e)})", ATOM
         return op.emit(e), prec
+
+    def _constant(self, node: str) -> bool:
+        """Whether `node`'s value depends on consts only (no input or param)."""
+        if node not in self._constants:
+            data = self.graph.nodes[node]
+            args = operands(self.graph, node)
+            self._constants[node] = data["op"] == "const" or (
+                bool(args) and all(self._constant(a) for a in args)
+            )
+        return self._constants[node]
+
+    def _strong_constant(self, node: str) -> bool:
+        """A float scalar computed from consts by a NumPy call, at the edge of its constant
+        subexpression (its uses are not constant, or it is a statement of its own)."""
+        data = self.graph.nodes[node]
+        if data["op"] == "const" or tuple(data["shape"]) or data["dtype"] not in FLOAT_DTYPES:
+            return False
+        if not self._constant(node):
+            return False
+        users = [v for _, v in self.graph.out_edges(node)]
+        return node not in self.inlined or not all(self._constant(u) for u in users)
 
     def reads(self, node: str) -> set[str]:
         """The variables that computing `node` reads (through inlined operands)."""
@@ -249,7 +275,8 @@ class FunctionEmitter:
             return []
         if rule == "fan-out":
             return [
-                f"{self.names[node]}: {self.names[fwd]} has several uses; fan-out sums their cotangents"
+                f"{self.names[node]}: {self.names[fwd]} has several uses; "
+                "fan-out sums their cotangents"
             ]
         if rule == "zero":
             return [f"{self.names[fwd]} does not affect the output: its gradient is zero"]

@@ -15,9 +15,9 @@ import black
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, note, settings
+from strategies import FuzzCase, fuzz_cases, undrawn_ops
 
 import graphgen as gg
-from strategies import FuzzCase, fuzz_cases, undrawn_ops
 
 EXAMPLES = int(os.environ.get("GRAPHGEN_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(
@@ -40,7 +40,8 @@ def run_case(case: FuzzCase) -> None:
     check_forward(model, case)
     first = model.graph.nodes[model.outputs[0]]
     if case.wrt and first["dtype"] in ("float32", "float64"):
-        gg.gradcheck(model, inputs, **TOLERANCE)
+        check_gradient_dtypes(model, case)
+        gg.gradcheck(model, inputs, **TOLERANCE)  # in float64, whatever the graph declares
 
 
 def check_forward(model: gg.Model, case: FuzzCase) -> None:
@@ -55,8 +56,19 @@ def check_forward(model: gg.Model, case: FuzzCase) -> None:
         assert np.asarray(value).dtype == np.dtype(data["dtype"]), f"output {name}: dtype"
 
 
+def check_gradient_dtypes(model: gg.Model, case: FuzzCase) -> None:
+    """Gradients have the dtype of their inputs (float32 graphs stay float32)."""
+    first = np.asarray(model.forward(**case.inputs)[0 if len(model.outputs) > 1 else ...])
+    if first.ndim == 0:
+        _, grads = model.value_and_grad(**case.inputs)
+    else:
+        _, grads = model.vjp(**case.inputs, cotangent=np.ones_like(first))
+    for name, grad in grads.items():
+        assert np.asarray(grad).dtype == case.inputs[name].dtype, f"gradient of {name}"
+
+
 @FUZZ
-@given(fuzz_cases())
+@given(fuzz_cases(float_dtypes=("float64", "float32")))
 def test_random_graphs(case):
     note(case.describe())
     run_case(case)

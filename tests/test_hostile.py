@@ -258,101 +258,165 @@ def test_namespace_claims_are_unique():
 
 
 # ---- malformed graphs at the networkx level ------------------------------------------------
+# Each case edits one small valid graph: x (param, (3,)) -> s = sum(x), outputs [s].
+# A row: (label, what to change, error class, regex the message must match).
+
+DELETE = object()
 
 
-def leaf_graph(**graph_attrs) -> nx.MultiDiGraph:
-    """x (param, (3,)) -> s = sum(x); outputs [s]."""
-    g = nx.MultiDiGraph(name="bad", outputs=["s"], **graph_attrs)
+def leaf_graph() -> nx.MultiDiGraph:
+    g = nx.MultiDiGraph(name="bad", outputs=["s"])
     g.add_node("x", op="param", shape=(3,), dtype="float64")
     g.add_node("s", op="sum", attrs={})
     g.add_edge("x", "s", arg=0)
     return g
 
 
-def edit(fn):
-    g = leaf_graph()
-    fn(g)
-    return g
+def _update(data: dict, changes: dict) -> None:
+    for key, value in changes.items():
+        if value is DELETE:
+            data.pop(key, None)
+        else:
+            data[key] = value
 
 
-def _set(g, node, **kw):
-    g.nodes[node].update(kw)
+NODE_EDITS = [  # (label, node, changes to its attributes, error, message)
+    ("unknown op", "s", {"op": "summ"}, gg.OpError, "'s'.*'summ'.*did you mean 'sum'"),
+    ("op missing", "s", {"op": DELETE}, gg.OpError, "'s'.*unknown op None"),
+    ("op unhashable", "s", {"op": ["sum"]}, gg.OpError, "'s'"),
+    ("op is code", "s", {"op": "__import__('os')"}, gg.OpError, "'s'"),
+    ("attrs not a dict", "s", {"attrs": [1]}, gg.AttrError, "'s'.*must be a dict"),
+    ("attr key not a str", "s", {"attrs": {0: 1}}, gg.AttrError, "'s'.*name 0"),
+    ("unknown attr", "s", {"attrs": {"axes": 0}}, gg.AttrError, "'s'.*unknown attribute 'axes'"),
+    ("axis as str", "s", {"attrs": {"axis": "0"}}, gg.AttrError, "'s'.*axis='0'"),
+    ("axis as float", "s", {"attrs": {"axis": 0.0}}, gg.AttrError, "'s'.*axis=0.0"),
+    ("axis as bool", "s", {"attrs": {"axis": True}}, gg.AttrError, "'s'.*axis=True"),
+    ("axis as numpy", "s", {"attrs": {"axis": np.int64(0)}}, gg.AttrError, "'s'.*axis"),
+    ("axis nan", "s", {"attrs": {"axis": float("nan")}}, gg.AttrError, "'s'.*axis=nan"),
+    ("axis out of range", "s", {"attrs": {"axis": 5}}, gg.ShapeError, "'s'.*axis 5"),
+    ("axis repeated", "s", {"attrs": {"axis": [0, 0]}}, gg.ShapeError, "'s'.*repeated"),
+    ("keepdims as str", "s", {"attrs": {"keepdims": "yes"}}, gg.AttrError, "'s'.*keepdims"),
+    ("keepdims as code", "s", {"attrs": {"keepdims": "exec('1')"}}, gg.AttrError, "'s'"),
+    ("leaf with attrs", "x", {"attrs": {"a": 1}}, gg.AttrError, "'x'.*a leaf takes no"),
+    ("shape a str", "x", {"shape": "3"}, gg.ShapeError, "'x'.*shape '3'"),
+    ("shape -1", "x", {"shape": (-1,)}, gg.ShapeError, "'x'.*-1"),
+    ("shape float", "x", {"shape": (3.0,)}, gg.ShapeError, "'x'.*dim 3.0"),
+    ("shape bool", "x", {"shape": (True,)}, gg.ShapeError, "'x'.*dim True"),
+    ("shape nested", "x", {"shape": ((3,),)}, gg.ShapeError, "'x'"),
+    ("dim empty", "x", {"shape": ("",)}, gg.ShapeError, "'x'.*non-empty"),
+    ("dtype float16", "x", {"dtype": "float16"}, gg.ShapeError, "'x'.*'float16'"),
+    ("dtype unhashable", "x", {"dtype": ["float64"]}, gg.ShapeError, "'x'"),
+    ("dtype numpy", "x", {"dtype": np.float64}, gg.ShapeError, "'x'"),
+    (
+        "broadcast to n",
+        "s",
+        {"op": "broadcast_to", "attrs": {"shape": ["n", 3]}},
+        gg.ShapeError,
+        "'s'.*'n'.*not a dim of any input",
+    ),
+]
+
+CONST_VALUES = [  # (label, attrs of a new const node c, error, message)
+    ("value a str", {"value": "1"}, gg.AttrError, "'c'.*value='1'"),
+    ("value is code", {"value": "__import__('os')"}, gg.AttrError, "'c'"),
+    ("value an array", {"value": np.ones(2)}, gg.AttrError, "'c'"),
+    ("value ragged", {"value": [[1], [1, 2]]}, gg.AttrError, "'c'.*rectangular"),
+    ("value a dict", {"value": {"a": 1}}, gg.AttrError, "'c'"),
+    ("value missing", {}, gg.AttrError, "'c'.*missing attribute 'value'"),
+    ("dtype complex", {"value": 1, "dtype": "complex128"}, gg.AttrError, "'c'.*dtype"),
+    ("huge float", {"value": 10**400, "dtype": "float64"}, gg.AttrError, "'c'.*too large"),
+    ("huge int", {"value": 2**64}, gg.AttrError, "'c'.*not an int64"),
+    ("nan int", {"value": float("nan"), "dtype": "int64"}, gg.AttrError, "'c'.*not an int64"),
+]
+
+EDGE_ARGS = [  # (label, the arg of edge x -> s, message of the OpError)
+    ("arg missing", DELETE, "'x' -> 's'.*'arg'.*got None"),
+    ("arg a str", "0", "'x' -> 's'.*got '0'"),
+    ("arg a bool", False, "'x' -> 's'.*got False"),
+    ("arg a float", 0.0, "'x' -> 's'.*got 0.0"),
+    ("arg out of range", 1, "'s'.*positions \\[1\\]"),
+    ("arg negative", -1, "'s'.*positions \\[-1\\]"),
+]
+
+OUTPUTS = [  # (label, the graph's outputs attribute, message of the GraphError)
+    ("outputs missing", DELETE, "no outputs"),
+    ("outputs empty", [], "no outputs"),
+    ("outputs a number", 3, "no outputs"),
+    ("output not a node", ["nope"], "output 'nope' is not a node"),
+    ("output not a str", [["s"]], "output \\['s'\\]"),
+]
 
 
-def _add_mul(g, args=(0, 1), ops=("x", "x")):
-    g.add_node("m", op="multiply", attrs={})
-    for a, u in zip(args, ops):
+def _multiply(g, args=(0, 1), sources=("x", "x")):
+    g.add_node("m", op="multiply")
+    for a, u in zip(args, sources):
         g.add_edge(u, "m", arg=a)
     g.graph["outputs"] = ["m"]
 
 
-MALFORMED = [
-    # (label, graph factory, error class, text the message must contain)
-    ("unknown op", lambda: edit(lambda g: _set(g, "s", op="summ")), gg.OpError, "'s'.*'summ'.*sum"),
-    ("op missing", lambda: edit(lambda g: g.nodes["s"].pop("op")), gg.OpError, "'s'.*unknown op"),
-    ("op unhashable", lambda: edit(lambda g: _set(g, "s", op=["sum"])), gg.OpError, "'s'"),
-    ("op is code", lambda: edit(lambda g: _set(g, "s", op="__import__('os')")), gg.OpError, "'s'"),
-    ("attrs not a dict", lambda: edit(lambda g: _set(g, "s", attrs=[1])), gg.AttrError, "'s'.*dict"),
-    ("attr key not str", lambda: edit(lambda g: _set(g, "s", attrs={0: 1})), gg.AttrError, "'s'"),
-    ("unknown attr", lambda: edit(lambda g: _set(g, "s", attrs={"axes": 0})), gg.AttrError, "'s'.*'axes'"),
-    ("axis as str", lambda: edit(lambda g: _set(g, "s", attrs={"axis": "0"})), gg.AttrError, "'s'.*axis"),
-    ("axis as float", lambda: edit(lambda g: _set(g, "s", attrs={"axis": 0.0})), gg.AttrError, "'s'.*axis"),
-    ("axis as bool", lambda: edit(lambda g: _set(g, "s", attrs={"axis": True})), gg.AttrError, "'s'.*axis"),
-    ("axis as numpy int", lambda: edit(lambda g: _set(g, "s", attrs={"axis": np.int64(0)})), gg.AttrError, "'s'.*axis"),
-    ("axis out of range", lambda: edit(lambda g: _set(g, "s", attrs={"axis": 5})), gg.ShapeError, "'s'.*axis 5"),
-    ("axis repeated", lambda: edit(lambda g: _set(g, "s", attrs={"axis": [0, 0]})), gg.ShapeError, "'s'.*repeated"),
-    ("keepdims as str", lambda: edit(lambda g: _set(g, "s", attrs={"keepdims": "yes"})), gg.AttrError, "'s'.*keepdims"),
-    ("keepdims is code", lambda: edit(lambda g: _set(g, "s", attrs={"keepdims": "__import__('os')"})), gg.AttrError, "'s'"),
-    ("leaf with attrs", lambda: edit(lambda g: _set(g, "x", attrs={"a": 1})), gg.AttrError, "'x'.*leaf"),
-    ("leaf shape a str", lambda: edit(lambda g: _set(g, "x", shape="3")), gg.ShapeError, "'x'.*shape"),
-    ("leaf shape -1", lambda: edit(lambda g: _set(g, "x", shape=(-1,))), gg.ShapeError, "'x'.*-1"),
-    ("leaf shape float", lambda: edit(lambda g: _set(g, "x", shape=(3.0,))), gg.ShapeError, "'x'.*dim 3.0"),
-    ("leaf shape bool", lambda: edit(lambda g: _set(g, "x", shape=(True,))), gg.ShapeError, "'x'"),
-    ("leaf shape nested", lambda: edit(lambda g: _set(g, "x", shape=((3,),))), gg.ShapeError, "'x'"),
-    ("leaf dim empty", lambda: edit(lambda g: _set(g, "x", shape=("",))), gg.ShapeError, "'x'"),
-    ("leaf dtype", lambda: edit(lambda g: _set(g, "x", dtype="float16")), gg.ShapeError, "'x'.*float16"),
-    ("leaf dtype unhashable", lambda: edit(lambda g: _set(g, "x", dtype=["float64"])), gg.ShapeError, "'x'"),
-    ("leaf dtype numpy", lambda: edit(lambda g: _set(g, "x", dtype=np.float64)), gg.ShapeError, "'x'"),
-    ("self-loop", lambda: edit(lambda g: g.add_edge("s", "s", arg=1)), gg.CycleError, "'s'.*itself"),
-    ("cycle", lambda: edit(lambda g: (g.add_node("t", op="negative"), g.add_edge("s", "t", arg=0), g.add_edge("t", "x", arg=0))), gg.CycleError, "cycle"),
-    ("arg missing", lambda: edit(lambda g: g.edges["x", "s", 0].pop("arg")), gg.OpError, "'x' -> 's'.*arg"),
-    ("arg a str", lambda: edit(lambda g: g.edges["x", "s", 0].update(arg="0")), gg.OpError, "'x' -> 's'.*arg"),
-    ("arg a bool", lambda: edit(lambda g: g.edges["x", "s", 0].update(arg=False)), gg.OpError, "'x' -> 's'"),
-    ("arg out of range", lambda: edit(lambda g: g.edges["x", "s", 0].update(arg=1)), gg.OpError, "'s'.*positions \\[1\\]"),
-    ("arg negative", lambda: edit(lambda g: g.edges["x", "s", 0].update(arg=-1)), gg.OpError, "'s'.*positions \\[-1\\]"),
-    ("arg duplicated", lambda: edit(lambda g: _add_mul(g, args=(0, 0))), gg.OpError, "'m'.*positions \\[0, 0\\]"),
-    ("operand missing", lambda: edit(lambda g: _add_mul(g, args=(0,), ops=("x",))), gg.OpError, "'m'.*takes 2"),
-    ("operand extra", lambda: edit(lambda g: g.add_edge("x", "s", arg=1)), gg.OpError, "'s'.*takes 1"),
-    ("node id int", lambda: edit(lambda g: g.add_node(7, op="param", shape=())), gg.GraphError, "7"),
-    ("node id tuple", lambda: edit(lambda g: g.add_node(("a",), op="param")), gg.GraphError, "'a'"),
-    ("node id empty", lambda: edit(lambda g: g.add_node("", op="param")), gg.GraphError, "''"),
-    ("implicit node", lambda: edit(lambda g: g.add_edge("ghost", "s", arg=1)), gg.OpError, "'ghost'.*unknown op"),
-    ("outputs missing", lambda: edit(lambda g: g.graph.pop("outputs")), gg.GraphError, "no outputs"),
-    ("outputs empty", lambda: edit(lambda g: g.graph.update(outputs=[])), gg.GraphError, "no outputs"),
-    ("output not a node", lambda: edit(lambda g: g.graph.update(outputs=["nope"])), gg.GraphError, "'nope'"),
-    ("output not a str", lambda: edit(lambda g: g.graph.update(outputs=[["s"]])), gg.GraphError, "\\['s'\\]"),
-    ("outputs a number", lambda: edit(lambda g: g.graph.update(outputs=3)), gg.GraphError, "no outputs"),
-    ("shape mismatch", lambda: edit(lambda g: (g.add_node("y", op="param", shape=(4,)), _add_mul(g, ops=("x", "y")))), gg.ShapeError, "'m'.*\\(3,\\).*\\(4,\\)"),
-    ("unbound symbolic dim", lambda: edit(lambda g: _set(g, "s", op="broadcast_to", attrs={"shape": ["n", 3]})), gg.ShapeError, "'s'.*'n'"),
-    ("where on floats", lambda: edit(lambda g: (g.add_node("w", op="where"), [g.add_edge("x", "w", arg=i) for i in range(3)], g.graph.update(outputs=["w"]))), gg.ShapeError, "'w'.*bool"),
-    ("const value a str", lambda: edit(lambda g: g.add_node("c", op="const", attrs={"value": "1"})), gg.AttrError, "'c'.*value"),
-    ("const value code", lambda: edit(lambda g: g.add_node("c", op="const", attrs={"value": "__import__('os')"})), gg.AttrError, "'c'"),
-    ("const value array", lambda: edit(lambda g: g.add_node("c", op="const", attrs={"value": np.ones(2)})), gg.AttrError, "'c'"),
-    ("const value ragged", lambda: edit(lambda g: g.add_node("c", op="const", attrs={"value": [[1], [1, 2]]})), gg.AttrError, "'c'.*rectangular"),
-    ("const value dict", lambda: edit(lambda g: g.add_node("c", op="const", attrs={"value": {"a": 1}})), gg.AttrError, "'c'"),
-    ("const dtype", lambda: edit(lambda g: g.add_node("c", op="const", attrs={"value": 1, "dtype": "complex128"})), gg.AttrError, "'c'.*dtype"),
-    ("const huge float", lambda: edit(lambda g: g.add_node("c", op="const", attrs={"value": 10**400, "dtype": "float64"})), gg.AttrError, "'c'.*too large"),
+def _where_on_floats(g):
+    g.add_node("w", op="where")
+    for i in range(3):
+        g.add_edge("x", "w", arg=i)
+    g.graph["outputs"] = ["w"]
+
+
+def _cycle(g):
+    g.add_node("t", op="negative")
+    g.add_edge("s", "t", arg=0)
+    g.add_edge("t", "x", arg=0)
+
+
+STRUCTURE = [  # (label, edit of the graph, error, message)
+    ("self-loop", lambda g: g.add_edge("s", "s", arg=1), gg.CycleError, "'s'.*itself"),
+    ("cycle", _cycle, gg.CycleError, "cycle: .*x -> s -> t -> x"),
+    ("arg duplicated", lambda g: _multiply(g, (0, 0)), gg.OpError, "'m'.*positions \\[0, 0\\]"),
+    ("operand missing", lambda g: _multiply(g, (0,), ("x",)), gg.OpError, "'m'.*takes 2"),
+    ("operand extra", lambda g: g.add_edge("x", "s", arg=1), gg.OpError, "'s'.*takes 1"),
+    ("implicit node", lambda g: g.add_edge("ghost", "s", arg=1), gg.OpError, "'ghost'.*op None"),
+    ("node id an int", lambda g: g.add_node(7, op="param"), gg.GraphError, "node id 7"),
+    ("node id a tuple", lambda g: g.add_node(("a",), op="param"), gg.GraphError, "\\('a',\\)"),
+    ("node id empty", lambda g: g.add_node("", op="param"), gg.GraphError, "node id ''"),
+    ("where on floats", _where_on_floats, gg.ShapeError, "'w'.*condition must be bool"),
+    (
+        "shapes do not broadcast",
+        lambda g: (g.add_node("y", op="param", shape=(4,)), _multiply(g, sources=("x", "y"))),
+        gg.ShapeError,
+        "'m'.*\\(3,\\) and \\(4,\\) do not broadcast",
+    ),
 ]
 
 
-@pytest.mark.parametrize(
-    ("factory", "error", "message"),
-    [m[1:] for m in MALFORMED],
-    ids=[m[0] for m in MALFORMED],
-)
-def test_malformed_graphs_raise_a_graph_error(factory, error, message):
+def _cases():
+    for label, node, changes, error, message in NODE_EDITS:
+        yield pytest.param(
+            lambda g, n=node, c=changes: _update(g.nodes[n], c), error, message, id=label
+        )
+    for label, attrs, error, message in CONST_VALUES:
+        yield pytest.param(
+            lambda g, a=attrs: g.add_node("c", op="const", attrs=a), error, message, id=label
+        )
+    for label, arg, message in EDGE_ARGS:
+        yield pytest.param(
+            lambda g, a=arg: _update(g.edges["x", "s", 0], {"arg": a}),
+            gg.OpError,
+            message,
+            id=label,
+        )
+    for label, outputs, message in OUTPUTS:
+        yield pytest.param(
+            lambda g, o=outputs: _update(g.graph, {"outputs": o}), gg.GraphError, message, id=label
+        )
+    for label, change, error, message in STRUCTURE:
+        yield pytest.param(change, error, message, id=label)
+
+
+@pytest.mark.parametrize(("change", "error", "message"), list(_cases()))
+def test_malformed_graphs_raise_a_graph_error(change, error, message):
+    g = leaf_graph()
+    change(g)
     with pytest.raises(error, match=message):
-        gg.generate(factory())
+        gg.generate(g)
 
 
 @pytest.mark.parametrize("thing", [None, {}, [], "graph", 3, nx.Graph()])
@@ -419,13 +483,73 @@ def node_link(nodes, links, **graph) -> str:
 
 GOOD_NODES = [{"id": "x", "op": "param", "shape": [3]}, {"id": "s", "op": "sum"}]
 JSON_GRAPHS = [
-    ("cycle", node_link(GOOD_NODES, [{"source": "x", "target": "s", "arg": 0}, {"source": "s", "target": "x", "arg": 0}], name="j", outputs=["s"]), gg.CycleError, "cycle"),
-    ("unknown op", node_link([GOOD_NODES[0], {"id": "s", "op": "eval"}], [{"source": "x", "target": "s", "arg": 0}], name="j", outputs=["s"]), gg.OpError, "'s'.*'eval'"),
-    ("arg missing", node_link(GOOD_NODES, [{"source": "x", "target": "s"}], name="j", outputs=["s"]), gg.OpError, "arg"),
-    ("attrs a list", node_link([GOOD_NODES[0], {"id": "s", "op": "sum", "attrs": [0]}], [{"source": "x", "target": "s", "arg": 0}], name="j", outputs=["s"]), gg.AttrError, "'s'"),
-    ("number where a list belongs", node_link([{"id": "x", "op": "param", "shape": 3}, GOOD_NODES[1]], [{"source": "x", "target": "s", "arg": 0}], name="j", outputs=["s"]), gg.ShapeError, "'x'"),
-    ("int node ids", node_link([{"id": 1, "op": "param"}], [], name="j", outputs=[1]), gg.GraphError, "1"),
-    ("NaN axis", node_link([GOOD_NODES[0], {"id": "s", "op": "sum", "attrs": {"axis": float("nan")}}], [{"source": "x", "target": "s", "arg": 0}], name="j", outputs=["s"]), gg.AttrError, "'s'.*axis"),
+    (
+        "cycle",
+        node_link(
+            GOOD_NODES,
+            [{"source": "x", "target": "s", "arg": 0}, {"source": "s", "target": "x", "arg": 0}],
+            name="j",
+            outputs=["s"],
+        ),
+        gg.CycleError,
+        "cycle",
+    ),
+    (
+        "unknown op",
+        node_link(
+            [GOOD_NODES[0], {"id": "s", "op": "eval"}],
+            [{"source": "x", "target": "s", "arg": 0}],
+            name="j",
+            outputs=["s"],
+        ),
+        gg.OpError,
+        "'s'.*'eval'",
+    ),
+    (
+        "arg missing",
+        node_link(GOOD_NODES, [{"source": "x", "target": "s"}], name="j", outputs=["s"]),
+        gg.OpError,
+        "arg",
+    ),
+    (
+        "attrs a list",
+        node_link(
+            [GOOD_NODES[0], {"id": "s", "op": "sum", "attrs": [0]}],
+            [{"source": "x", "target": "s", "arg": 0}],
+            name="j",
+            outputs=["s"],
+        ),
+        gg.AttrError,
+        "'s'",
+    ),
+    (
+        "number where a list belongs",
+        node_link(
+            [{"id": "x", "op": "param", "shape": 3}, GOOD_NODES[1]],
+            [{"source": "x", "target": "s", "arg": 0}],
+            name="j",
+            outputs=["s"],
+        ),
+        gg.ShapeError,
+        "'x'",
+    ),
+    (
+        "int node ids",
+        node_link([{"id": 1, "op": "param"}], [], name="j", outputs=[1]),
+        gg.GraphError,
+        "1",
+    ),
+    (
+        "NaN axis",
+        node_link(
+            [GOOD_NODES[0], {"id": "s", "op": "sum", "attrs": {"axis": float("nan")}}],
+            [{"source": "x", "target": "s", "arg": 0}],
+            name="j",
+            outputs=["s"],
+        ),
+        gg.AttrError,
+        "'s'.*axis",
+    ),
 ]
 JSON_NOT_GRAPHS = [
     ("a list", "[1, 2, 3]"),
@@ -452,11 +576,17 @@ def test_json_graphs_that_are_malformed(text, error, message):
         gg.generate(networkx_load(text))
 
 
-@pytest.mark.parametrize("text", [c[1] for c in JSON_NOT_GRAPHS], ids=[c[0] for c in JSON_NOT_GRAPHS])
+@pytest.mark.parametrize(
+    "text", [c[1] for c in JSON_NOT_GRAPHS], ids=[c[0] for c in JSON_NOT_GRAPHS]
+)
 def test_json_that_is_not_a_graph(text, tmp_path):
     json_graph = pytest.importorskip("graphgen.frontends.json_graph")
     loader = next(
-        (getattr(json_graph, n) for n in ("load", "load_graph", "read", "from_json") if hasattr(json_graph, n)),
+        (
+            getattr(json_graph, n)
+            for n in ("load", "load_graph", "read", "from_json")
+            if hasattr(json_graph, n)
+        ),
         None,
     )
     if loader is None:
@@ -484,3 +614,66 @@ def test_a_failed_write_keeps_the_old_file(tmp_path):
         write_atomic(target, "\ud800")
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.py"]
+
+
+# ---- regressions ---------------------------------------------------------------------------
+
+
+def test_regression_a_dim_name_cannot_end_the_module_docstring(sentinel):
+    """Symbolic dims were printed raw into the module docstring (names were escaped, dims
+    were not): a dim closing the docstring ran its code when the module was imported."""
+    dim = f'"""\nopen(r"{sentinel}", "w")\nr"""'
+    g = gg.Graph("g")
+    g.output(gg.sum(g.param("x", (dim, 3))))
+    module = load_module(gg.generate(g))
+    module.forward(np.ones((2, 3)))
+
+
+def test_regression_a_dim_name_cannot_end_a_comment(sentinel):
+    """Backward comments print shapes with their symbolic dims: a newline in a dim ended
+    the comment and the rest of the line became code in value_and_grad."""
+    dim = f"b\n    open(r'{sentinel}', 'w')\n    #"
+    g = gg.Graph("g")
+    x = g.param("x", (dim, 3))
+    w = g.param("w", (3, 2))
+    g.output(gg.sum(gg.tanh(x @ w)))
+    source = gg.generate(g)
+    assert all(line.lstrip().startswith("#") for line in source.splitlines() if "VJP" in line)
+    module = load_module(source)
+    module.value_and_grad(np.ones((2, 3)), np.ones((3, 2)))
+
+
+def test_regression_reverse_tags_in_a_user_graph():
+    """A user node tagged role=backward, rule=fan-out with a vjp_of that is not a node
+    crashed codegen with a KeyError."""
+    g = leaf_graph()
+    g.nodes["s"].update(role="backward", rule="fan-out", vjp_of="ghost")
+    assert "def value_and_grad" in gg.generate(g)
+
+
+def test_regression_wrt_that_is_not_a_list():
+    """wrt=5 raised TypeError from deep in autodiff instead of a WrtError."""
+    with pytest.raises(gg.WrtError):
+        gg.generate(leaf_graph(), wrt=5)
+
+
+def test_regression_unbound_symbolic_dim():
+    """broadcast_to with a symbolic dim that no input has crashed codegen (ValueError)."""
+    g = gg.Graph("g")
+    g.output(gg.sum(gg.broadcast_to(g.param("x", (3,)), ("n", 3), name="b")))
+    with pytest.raises(gg.ShapeError, match="'b'.*'n'"):
+        gg.generate(g)
+
+
+def test_keyword_calls_with_hostile_names():
+    names = hostile_names("x = 1; y")
+    model = gg.compile(small_graph("g", "batch", names))
+    rng = np.random.default_rng(0)
+    values = {
+        names["x"]: rng.standard_normal((2, 3)),
+        names["y"]: np.array([0, 3]),
+        names["W"]: rng.standard_normal((3, 4)),
+        names["b"]: rng.standard_normal(4),
+    }
+    loss, grads = model.value_and_grad(**values)
+    assert set(grads) == {names["W"], names["b"]}

@@ -250,3 +250,48 @@ def test_large_logits_gradcheck_in_float64(rng):
     model = gg.compile(g)
     logits = rng.standard_normal((3, 4)) * 30 + 1e4  # large, but FD steps still resolve them
     gg.gradcheck(model, {"x": logits, "y": np.array([0, 1, 3])}, eps=1e-5, atol=1e-5)
+
+
+# ---- regressions ---------------------------------------------------------------------------
+
+
+def test_regression_the_seed_follows_the_value_dtype():
+    """value_and_grad seeded the backward pass with the literal 1.0: where a rule made an
+    array of g alone (reshape, broadcast_to), gradients of float32 inputs came out float64."""
+    g = gg.Graph("g")
+    x, y = g.param("x", (4,)), g.param("y", (4,))
+    g.output(x @ y + gg.sum(x))
+    model = gg.compile(g)
+    _, grads = model.value_and_grad(np.ones(4, np.float32), np.ones(4, np.float32))
+    assert {v.dtype for v in grads.values()} == {np.dtype(np.float32)}
+
+
+def test_regression_max_counts_ties_in_the_float_dtype():
+    """The max VJP divided by an int64 count of ties: float32 / int64 is float64."""
+    g = gg.Graph("g")
+    x = g.param("x", (3, 4), "float32")
+    g.output(gg.sum(gg.max(x, axis=0)))
+    _, grads = gg.compile(g).value_and_grad(np.arange(12, dtype=np.float32).reshape(3, 4))
+    assert grads["x"].dtype == np.float32
+
+
+def test_regression_sum_of_bool_is_int64():
+    """sum of a bool tensor was inferred bool; NumPy counts in int64."""
+    g = gg.Graph("g")
+    m = g.input("m", (3,), "bool")
+    s = gg.sum(m)
+    g.output(s)
+    assert s.dtype == "int64"
+    assert gg.compile(g).forward(np.array([True, True, False])).dtype == np.int64
+
+
+def test_regression_numpy_calls_on_scalar_consts_do_not_upcast():
+    """The power VJP's log(x1) on a const base was emitted as np.log(0.5), an np.float64
+    that promoted float32 gradients to float64 (found by the fuzzer)."""
+    g = gg.Graph("g")
+    w = g.param("w", (), "float32")
+    g.output(gg.sum(gg.power(0.5, w)))
+    model = gg.compile(g)
+    _, grads = model.value_and_grad(np.float32(0.5))
+    assert np.asarray(grads["w"]).dtype == np.float32
+    gg.gradcheck(model, {"w": np.array(0.5)})

@@ -57,18 +57,38 @@ BAD = [
     # (label, changes to the good inputs, message)
     ("rank", {"x": np.zeros(3)}, r"input 'x': expected 2 dims \('batch', 3\), got \(3,\)"),
     ("scalar for a matrix", {"W": 1.0}, r"input 'W': expected 2 dims \(3, 4\), got \(\)"),
-    ("static dim", {"W": np.zeros((3, 5))}, r"input 'W': dim 1 is 5, expected 4 \(shape \(3, 4\)\)"),
+    (
+        "static dim",
+        {"W": np.zeros((3, 5))},
+        r"input 'W': dim 1 is 5, expected 4 \(shape \(3, 4\)\)",
+    ),
     ("static dim 0", {"b": np.zeros(3)}, r"input 'b': dim 0 is 3, expected 4"),
     (
         "symbolic dim differs",
         {"y": np.zeros(4, dtype=np.int64)},
         r"input 'y': dim 0 \('batch'\) is 4, but 'batch' is 5 in input 'x'",
     ),
-    ("int for float", {"x": np.zeros((5, 3), dtype=np.int64)}, r"input 'x': expected a float array \(float64\), got dtype int64"),
+    (
+        "int for float",
+        {"x": np.zeros((5, 3), dtype=np.int64)},
+        r"input 'x': expected a float array \(float64\), got dtype int64",
+    ),
     ("bool for float", {"b": np.ones(4, dtype=bool)}, r"input 'b': expected a float array"),
-    ("float for int", {"y": np.zeros(5)}, r"input 'y': expected an integer array \(int64\), got dtype float64"),
-    ("float for bool", {"mask": np.ones(4)}, r"input 'mask': expected a bool array \(bool\), got dtype float64"),
-    ("complex", {"x": np.zeros((5, 3), dtype=complex)}, r"input 'x': expected a float array.*complex128"),
+    (
+        "float for int",
+        {"y": np.zeros(5)},
+        r"input 'y': expected an integer array \(int64\), got dtype float64",
+    ),
+    (
+        "float for bool",
+        {"mask": np.ones(4)},
+        r"input 'mask': expected a bool array \(bool\), got dtype float64",
+    ),
+    (
+        "complex",
+        {"x": np.zeros((5, 3), dtype=complex)},
+        r"input 'x': expected a float array.*complex128",
+    ),
     ("a string", {"b": "1234"}, r"input 'b': expected a float array"),
     ("None", {"W": None}, r"input 'W': expected a float array.*object"),
 ]
@@ -115,7 +135,10 @@ def test_a_non_scalar_output_cotangent_binds_symbolic_dims():
     g.output(gg.tanh(x))
     model = gg.compile(g)
     model.vjp(np.zeros((3, 2)), cotangent=np.ones((3, 2)))
-    with pytest.raises(ValueError, match=r"cotangent of output 'tanh_1': dim 0 \('n'\) is 4, but 'n' is 3 in input 'x'"):
+    with pytest.raises(
+        ValueError,
+        match=r"cotangent of output 'tanh_1': dim 0 \('n'\) is 4, but 'n' is 3 in input 'x'",
+    ):
         model.vjp(np.zeros((3, 2)), cotangent=np.ones((4, 2)))
 
 
@@ -125,7 +148,9 @@ def test_a_symbolic_dim_twice_in_one_input():
     g.output(gg.sum(a @ a))
     model = gg.compile(g)
     model.forward(np.eye(3))
-    with pytest.raises(ValueError, match=r"input 'a': dim 1 \('n'\) is 4, but 'n' is 3 in input 'a'"):
+    with pytest.raises(
+        ValueError, match=r"input 'a': dim 1 \('n'\) is 4, but 'n' is 3 in input 'a'"
+    ):
         model.forward(np.zeros((3, 4)))
 
 
