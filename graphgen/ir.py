@@ -134,9 +134,9 @@ _TAGS = {"role": str, "rule": str, "vjp_of": str, "grad_of": str, "cot_arg": int
 def _check_tags(graph: nx.MultiDiGraph) -> None:
     for _, data in graph.nodes(data=True):
         for key, kind in _TAGS.items():
-            value = data.get(key)
-            if value is None:
+            if key not in data:
                 continue
+            value = data[key]
             ok = isinstance(value, kind) and not isinstance(value, bool)
             if ok and key in ("vjp_of", "grad_of"):
                 ok = value in graph
@@ -195,9 +195,22 @@ def _infer_node(graph: nx.MultiDiGraph, node: str) -> None:
         raise ShapeError(
             f"node {node!r} (op {op.name}): cannot infer its shape: {exc!r} [operands {shapes}]"
         ) from exc
+    bad = [d for d in result.shape if not _is_dim(d)]
+    if bad:
+        raise ShapeError(
+            f"node {node!r} (op {op.name}): its shape {result.shape} has the invalid dim "
+            f"{bad[0]!r} [operands {shapes}]"
+        )
     data["shape"], data["dtype"] = result.shape, result.dtype
     if op.name == "const":
         _check_const_value(node, data["attrs"]["value"], result.dtype)
+
+
+def _is_dim(d: Any) -> bool:
+    """A non-negative int or a non-empty symbolic name."""
+    if isinstance(d, str):
+        return bool(d)
+    return isinstance(d, int) and not isinstance(d, bool) and d >= 0
 
 
 _INT64 = (-(2**63), 2**63 - 1)

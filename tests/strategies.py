@@ -14,13 +14,14 @@ differences stay accurate on every graph.
 
 Shapes: a few static dims (1 to 4) and, in some graphs, one symbolic dim "n" whose run-time
 size is drawn too. The fuzzer broadcasts only equal dims or 1s (a symbolic dim never meets a
-static one), so every drawn graph is valid at run time as well as at compile time.
+static one), so every drawn graph is valid at run time as well as at compile time. Fan-out
+and shared params come from reusing pool values and leaves; graphs are float64 or float32.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -58,7 +59,6 @@ class FuzzCase:
     wrt: list[str]
     dims: dict[str, int]
     float_dtype: str
-    log: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         """The graph one node a line, wrt and run-time dims: what a failure report shows."""
@@ -129,13 +129,8 @@ class Builder:
         name = f"{'w' if kind == 'param' else 'x'}{len(self.inputs)}"
         make = self.g.param if kind == "param" else self.g.input
         t = make(name, shape, self.dtype)
-        if domain == "positive":
-            lo, hi = 0.5, 2.0
-            value = self.rng.uniform(lo, hi, self.runtime_shape(shape))
-        else:
-            lo, hi = -1.5, 1.5
-            value = self.rng.uniform(lo, hi, self.runtime_shape(shape))
-        self.inputs[name] = value.astype(self.dtype)
+        lo, hi = (0.5, 2.0) if domain == "positive" else (-1.5, 1.5)
+        self.inputs[name] = self.rng.uniform(lo, hi, self.runtime_shape(shape)).astype(self.dtype)
         return self.add(t, lo, hi)
 
     def int_leaf(self, shape, classes: int) -> Value:

@@ -2,7 +2,8 @@
 inferred shapes and dtypes, and its gradients match finite differences in float64.
 
 CI draws GRAPHGEN_FUZZ_EXAMPLES graphs (default 200) from a fixed seed (derandomize), so a
-run is reproducible; set the variable higher for a longer hunt. A failing graph shrinks and
+run is reproducible; set the variable higher for a longer hunt, and GRAPHGEN_FUZZ_SEED to an
+integer to draw other graphs than CI's. A failing graph shrinks and
 hypothesis prints it (one node a line); keep it as a named test in the regression section
 below. The graphs come from tests/strategies.py, which draws ops through a table.
 """
@@ -14,15 +15,16 @@ import os
 import black
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, given, note, seed, settings
 from strategies import FuzzCase, fuzz_cases, undrawn_ops
 
 import graphgen as gg
 
 EXAMPLES = int(os.environ.get("GRAPHGEN_FUZZ_EXAMPLES", "200"))
+SEED = os.environ.get("GRAPHGEN_FUZZ_SEED")
 FUZZ = settings(
     max_examples=EXAMPLES,
-    derandomize=True,  # a fixed seed: the same graphs on every CI run
+    derandomize=SEED is None,  # a fixed seed: the same graphs on every CI run
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -68,6 +70,7 @@ def check_gradient_dtypes(model: gg.Model, case: FuzzCase) -> None:
 
 
 @FUZZ
+@seed(int(SEED or 0))
 @given(fuzz_cases(float_dtypes=("float64", "float32")))
 def test_random_graphs(case):
     note(case.describe())

@@ -361,6 +361,13 @@ def _where_on_floats(g):
     g.graph["outputs"] = ["w"]
 
 
+def _one_hot(g, classes):
+    g.add_node("k", op="input", shape=(3,), dtype="int64")
+    g.add_node("h", op="one_hot", attrs={"num_classes": classes})
+    g.add_edge("k", "h", arg=0)
+    g.graph["outputs"] = ["h"]
+
+
 def _cycle(g):
     g.add_node("t", op="negative")
     g.add_edge("s", "t", arg=0)
@@ -378,6 +385,8 @@ STRUCTURE = [  # (label, edit of the graph, error, message)
     ("node id a tuple", lambda g: g.add_node(("a",), op="param"), gg.GraphError, "\\('a',\\)"),
     ("node id empty", lambda g: g.add_node("", op="param"), gg.GraphError, "node id ''"),
     ("where on floats", _where_on_floats, gg.ShapeError, "'w'.*condition must be bool"),
+    ("negative classes", lambda g: _one_hot(g, -1), gg.ShapeError, "'h'.*invalid dim -1"),
+    ("classes a dim of nothing", lambda g: _one_hot(g, "c"), gg.ShapeError, "'h'.*'c'"),
     (
         "shapes do not broadcast",
         lambda g: (g.add_node("y", op="param", shape=(4,)), _multiply(g, sources=("x", "y"))),
