@@ -27,6 +27,7 @@ from .ops.shapes import fmt_shape
 from .schedule import operands, topological_order
 
 _AUTO_ID = re.compile(r"^(?P<op>[a-z_0-9]+)_\d+$")
+MAX_INLINE_DEPTH = 12  # deeper unnamed chains are split into statements
 
 
 # ---- templates -------------------------------------------------------------------------
@@ -132,8 +133,8 @@ class FunctionEmitter:
         for node in self.order:
             if node not in self.names:
                 self.names[node] = self.namespace.claim(self._preferred_name(node))
-        self._constants: dict[str, bool] = {}
-        self.inlined = {n for n in self.order if self._inlinable(n)}
+        self.constants = self._constant_nodes()
+        self.inlined = self._inlined_nodes()
         self.kernels: set[str] = set()
 
     # naming
@@ -161,6 +162,18 @@ class FunctionEmitter:
         return self.dims[dim]
 
     # inlining
+    def _inlined_nodes(self) -> set[str]:
+        """The inlinable nodes, except where an expression would nest deeper than
+        MAX_INLINE_DEPTH (a deep unnamed chain then gets a statement every few levels)."""
+        inlined: set[str] = set()
+        depth: dict[str, int] = {}
+        for node in self.order:
+            below = [depth[a] for a in operands(self.graph, node) if a in inlined]
+            depth[node] = 1 + max(below, default=0)
+            if depth[node] <= MAX_INLINE_DEPTH and self._inlinable(node):
+                inlined.add(node)
+        return inlined
+
     def _inlinable(self, node: str) -> bool:
         data = self.graph.nodes[node]
         op = data["op"]
@@ -197,15 +210,14 @@ class FunctionEmitter:
             return f"float({op.emit(e)})", ATOM
         return op.emit(e), prec
 
-    def _constant(self, node: str) -> bool:
-        """Whether `node`'s value depends on consts only (no input or param)."""
-        if node not in self._constants:
-            data = self.graph.nodes[node]
+    def _constant_nodes(self) -> set[str]:
+        """The nodes whose values depend on consts only (no input or param)."""
+        found: set[str] = set()
+        for node in self.order:
             args = operands(self.graph, node)
-            self._constants[node] = data["op"] == "const" or (
-                bool(args) and all(self._constant(a) for a in args)
-            )
-        return self._constants[node]
+            if self.graph.nodes[node]["op"] == "const" or (args and set(args) <= found):
+                found.add(node)
+        return found
 
     def _strong_constant(self, node: str) -> bool:
         """A float scalar computed from consts by a NumPy call, at the edge of its constant
@@ -213,10 +225,10 @@ class FunctionEmitter:
         data = self.graph.nodes[node]
         if data["op"] == "const" or tuple(data["shape"]) or data["dtype"] not in FLOAT_DTYPES:
             return False
-        if not self._constant(node):
+        if node not in self.constants:
             return False
         users = [v for _, v in self.graph.out_edges(node)]
-        return node not in self.inlined or not all(self._constant(u) for u in users)
+        return node not in self.inlined or not all(u in self.constants for u in users)
 
     def reads(self, node: str) -> set[str]:
         """The variables that computing `node` reads (through inlined operands)."""

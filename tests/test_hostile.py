@@ -686,3 +686,17 @@ def test_keyword_calls_with_hostile_names():
     }
     loss, grads = model.value_and_grad(**values)
     assert set(grads) == {names["W"], names["b"]}
+
+
+def test_regression_a_deep_unnamed_chain_compiles():
+    """300 auto-named ops in a chain were all inlined into one expression: RecursionError in
+    codegen (and a nesting depth Python cannot parse). Inlining now stops every few levels."""
+    g = gg.Graph("deep")
+    x = g.param("x", (3,))
+    h = x
+    for _ in range(300):
+        h = gg.tanh(h)
+    g.output(gg.sum(h))
+    model = gg.compile(g)
+    assert max(line.count("(") for line in model.source.splitlines()) < 40
+    gg.gradcheck(model, {"x": np.array([0.1, -0.2, 0.3])})
