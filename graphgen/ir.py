@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import operator
+import reprlib
 from typing import Any
 
 import networkx as nx
@@ -110,15 +111,19 @@ def _check_node(node: str, data: dict) -> dict:
             )
         clean.update(attrs={}, shape=shape, dtype=DTYPES[DTYPES.index(dtype)])
     else:
-        checked = op.check_attrs(node, attrs)
-        for key, value in checked.items():
-            try:
-                # const values are emitted by number_literal, which spells nan and inf
-                checked[key] = plain(value, finite=op.name != "const")
-            except (TypeError, ValueError) as exc:
-                raise AttrError(
-                    f"node {node!r} (op {op.name}): attribute {key}={value!r}: {exc}"
-                ) from None
+        try:
+            checked = op.check_attrs(node, attrs)
+            for key, value in checked.items():
+                try:
+                    # const values are emitted by number_literal, which spells nan and inf
+                    checked[key] = plain(value, finite=op.name != "const")
+                except (TypeError, ValueError) as exc:
+                    raise AttrError(
+                        f"node {node!r} (op {op.name}): attribute {key}={reprlib.repr(value)}: "
+                        f"{exc}"
+                    ) from None
+        except RecursionError:
+            raise AttrError(f"node {node!r} (op {op.name}): attrs nested too deeply") from None
         clean["attrs"] = checked
     for key in _TAGS:
         if key in data:

@@ -231,6 +231,17 @@ def test_nan_and_inf_consts_are_numbers_in_the_source(value):
     np.testing.assert_equal(out, np.sum(np.ones(2) * value + np.array([value, 1.0])))
 
 
+@pytest.mark.parametrize("attr", ["value", "dtype"])
+def test_deeply_nested_attrs(attr):
+    deep: list = [1.0]
+    for _ in range(5000):
+        deep = [deep]
+    g = leaf_graph()
+    g.add_node("c", op="const", attrs={"value": 1.0, attr: deep})
+    with pytest.raises(gg.AttrError, match="'c'"):
+        gg.generate(g)
+
+
 def test_int_const_from_nan_is_an_error():
     g = gg.Graph("g")
     x = g.input("x", (2,))
