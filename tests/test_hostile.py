@@ -435,8 +435,20 @@ def _cases():
 def test_malformed_graphs_raise_a_graph_error(change, error, message):
     g = leaf_graph()
     change(g)
-    with pytest.raises(error, match=message):
+    with pytest.raises(error, match=message) as caught:
         gg.generate(g)
+    assert "\n" not in str(caught.value)
+
+
+def test_error_messages_stay_on_one_line():
+    """Names and dims with line breaks, in a message that prints shapes and node ids."""
+    g = gg.Graph("g\nh")
+    x = g.param("x\ny", ("a\nb", 3))
+    y = g.param("y\rz", (4,))
+    with pytest.raises(gg.ShapeError) as caught:
+        x + y
+    assert len(str(caught.value).splitlines()) == 1
+    assert "\\n" in str(caught.value)
 
 
 @pytest.mark.parametrize("thing", [None, {}, [], "graph", 3, nx.Graph()])
