@@ -64,9 +64,8 @@ class Model:
         """(value, grads): grads of the first (scalar) output, a dict keyed by `wrt` names."""
         if not hasattr(self.module, "value_and_grad"):
             raise TypeError(
-                f"{self.name}: value_and_grad needs a scalar float first output "
-                "and a non-empty wrt; "
-                "use vjp for a non-scalar output"
+                f"{self.name}: value_and_grad needs a scalar float first output and a "
+                "non-empty wrt; use vjp for a non-scalar output"
             )
         return self.module.value_and_grad(*self._args(args, kwargs))
 
@@ -86,18 +85,20 @@ class Model:
         return f"<graphgen.Model {self.name!r} inputs={list(self.inputs)} wrt={list(self.wrt)}>"
 
 
-def compile(graph: Any, wrt: Any = None) -> Model:  # noqa: A001 - the public name
+def compile(graph: Any, wrt: Any = None, *, checks: bool = True) -> Model:  # noqa: A001
     """Compile `graph` (a gg.Graph or networkx graph) into a loaded Model.
 
     wrt: the leaf names to differentiate with respect to (a list, or a comma-separated
     string); default: every param.
+    checks: the generated functions check their inputs' dtype kind, rank and dims and
+    raise ValueError naming the input; False leaves the checks out for the fastest code.
     """
-    return Model(compile_source(graph, wrt))
+    return Model(compile_source(graph, wrt, checks=checks))
 
 
-def generate(graph: Any, wrt: Any = None) -> str:
-    """The generated module's source for `graph` (black-formatted)."""
-    return compile_source(graph, wrt).source
+def generate(graph: Any, wrt: Any = None, *, checks: bool = True) -> str:
+    """The generated module's source for `graph` (black-formatted); `checks` as in compile."""
+    return compile_source(graph, wrt, checks=checks).source
 
 
 _LOADED = 0

@@ -100,7 +100,8 @@ def build_joint(forward: nx.MultiDiGraph, wrt: list[str], seed_input: bool = Fal
                     f"output {out!r} has shape {out_spec.shape}: "
                     "value_and_grad needs a scalar; use vjp"
                 )
-            # ones_like, not a literal 1.0: the seed follows the output's runtime dtype
+            # ones_like, not the literal 1.0: the gradients take the dtype of the value at
+            # run time (float32 in, float32 out), even where a rule makes an array of g alone
             seed = F.ones_like(b.tensor(out))
     active = _active_nodes(forward, wrt, out)
     cotangents: dict[str, list[Tensor]] = {out: [seed]} if out in active else {}
@@ -181,8 +182,11 @@ def _tag_cotangent(b: Graph, cot: Tensor, node: str, i: int) -> None:
 
 
 def _compatible(a: tuple, b: tuple) -> bool:
+    """Equal shapes, up to a symbolic dim meeting an int; a symbolic dim meeting a 1 was
+    broadcast (symbolic dims never broadcast as 1)."""
     return len(a) == len(b) and all(
-        x == y or isinstance(x, str) != isinstance(y, str) for x, y in zip(a, b)
+        x == y or (isinstance(x, str) != isinstance(y, str) and 1 not in (x, y))
+        for x, y in zip(a, b)
     )
 
 

@@ -32,8 +32,8 @@ class GradcheckReport:
         for name, r in self.rows.items():
             verdict = "ok" if r["ok"] else "FAIL"
             lines.append(
-                f"{name:<16} {r['checks']:>7} {r['max_abs']:>12.3e} "
-                f"{r['max_rel']:>12.3e}  {verdict}"
+                f"{name:<16} {r['checks']:>7} {r['max_abs']:>12.3e} {r['max_rel']:>12.3e}"
+                f"  {verdict}"
             )
         return "\n".join(lines)
 

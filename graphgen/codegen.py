@@ -21,12 +21,13 @@ import jinja2
 import networkx as nx
 
 from .ir import spec
-from .naming import GRAD_PREFIX, Namespace
-from .ops.registry import ATOM, Dim, get_op
+from .naming import GRAD_PREFIX, Namespace, comment_text
+from .ops.registry import ATOM, FLOAT_DTYPES, Dim, get_op
 from .ops.shapes import fmt_shape
 from .schedule import operand_slots, operands, topological_order
 
 _AUTO_ID = re.compile(r"^(?P<op>[a-z_0-9]+)_\d+$")
+MAX_INLINE_DEPTH = 12  # deeper unnamed chains are split into statements
 
 
 # ---- templates -------------------------------------------------------------------------
@@ -109,7 +110,8 @@ class EmitContext:
                 parts.append(self.dim(d))
         if static != 1 or not parts:
             parts.insert(0, str(static))
-        return " * ".join(parts)
+        # parenthesized: emitters treat it as an atom (`g / (2 * n)`, not `g / 2 * n`)
+        return parts[0] if len(parts) == 1 else "(" + " * ".join(parts) + ")"
 
 
 class FunctionEmitter:
@@ -128,14 +130,14 @@ class FunctionEmitter:
         self.namespace = Namespace()
         self.names: dict[str, str] = {}
         for leaf in inputs:
-            self.names[leaf] = param_names[leaf]
-            self.namespace.claim(param_names[leaf])
+            self.names[leaf] = self.namespace.reserve(param_names[leaf])
         self.dims: dict[str, str] = {}
         self.dim_sources = self._dim_sources(inputs)
         for node in self.order:
             if node not in self.names:
                 self.names[node] = self.namespace.claim(self._preferred_name(node))
-        self.inlined = {n for n in self.order if self._inlinable(n)}
+        self.constants = self._constant_nodes()
+        self.inlined = self._inlined_nodes()
         self.kernels: set[str] = set()
 
     # naming
@@ -163,6 +165,18 @@ class FunctionEmitter:
         return self.dims[dim]
 
     # inlining
+    def _inlined_nodes(self) -> set[str]:
+        """The inlinable nodes, except where an expression would nest deeper than
+        MAX_INLINE_DEPTH (a deep unnamed chain then gets a statement every few levels)."""
+        inlined: set[str] = set()
+        depth: dict[str, int] = {}
+        for node in self.order:
+            below = [depth[a] for a in operands(self.graph, node) if a in inlined]
+            depth[node] = 1 + max(below, default=0)
+            if depth[node] <= MAX_INLINE_DEPTH and self._inlinable(node):
+                inlined.add(node)
+        return inlined
+
     def _inlinable(self, node: str) -> bool:
         data = self.graph.nodes[node]
         op = data["op"]
@@ -192,7 +206,31 @@ class FunctionEmitter:
         e = EmitContext(self, node)
         self.kernels.update(op.kernels(e.attrs))
         prec = op.prec(e.attrs) if callable(op.prec) else op.prec
+        if self._strong_constant(node):
+            # np.log(0.5) is an np.float64, which would promote float32 arrays to float64;
+            # a Python float adapts to the arrays it meets (float32 in, float32 out)
+            return f"float({op.emit(e)})", ATOM
         return op.emit(e), prec
+
+    def _constant_nodes(self) -> set[str]:
+        """The nodes whose values depend on consts only (no input or param)."""
+        found: set[str] = set()
+        for node in self.order:
+            args = operands(self.graph, node)
+            if self.graph.nodes[node]["op"] == "const" or (args and set(args) <= found):
+                found.add(node)
+        return found
+
+    def _strong_constant(self, node: str) -> bool:
+        """A float scalar computed from consts by a NumPy call, at the edge of its constant
+        subexpression (its uses are not constant, or it is a statement of its own)."""
+        data = self.graph.nodes[node]
+        if data["op"] == "const" or tuple(data["shape"]) or data["dtype"] not in FLOAT_DTYPES:
+            return False
+        if node not in self.constants:
+            return False
+        users = [v for _, v in self.graph.out_edges(node)]
+        return node not in self.inlined or not all(u in self.constants for u in users)
 
     def reads(self, node: str) -> set[str]:
         """The variables that computing `node` reads (through inlined operands)."""
@@ -216,7 +254,7 @@ class FunctionEmitter:
         lines: list[str] = []
         for i, (node, source) in enumerate(rendered):
             if comments:
-                lines.extend(f"# {c}" for c in self._comment(node))
+                lines.extend(f"# {comment_text(c)}" for c in self._comment(node))
             lines.append(f"{self.names[node]} = {source}")
             dead = [self.names[v] for v in last_use.get(i, [])]
             if release and dead:
@@ -247,6 +285,8 @@ class FunctionEmitter:
         if data.get("role") != "backward":
             return []
         rule, fwd = data.get("rule"), data.get("vjp_of")
+        if fwd not in self.names:  # pruned, or a tag the graph came with
+            return []
         if rule == "fan-out":
             return [
                 f"{self.names[node]}: {self.names[fwd]} has several uses; "

@@ -6,9 +6,20 @@ shapes involved, so that the command line can print it as one line.
 
 from __future__ import annotations
 
+import re
+
+# line breaks and other control characters, which names and dims from a graph may contain
+_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
 
 class GraphError(ValueError):
-    """A graph that graphgen cannot compile: the message says which node and why."""
+    """A graph that graphgen cannot compile: the message says which node and why.
+
+    The message is always one line: control characters coming from graph names are escaped.
+    """
+
+    def __init__(self, message: str = ""):
+        super().__init__(_CONTROL.sub(lambda m: repr(m.group())[1:-1], str(message)))
 
 
 class CycleError(GraphError):

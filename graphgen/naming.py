@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
+from typing import Any
 
 GRAD_PREFIX = "d_"  # the cotangent of h1 is d_h1
 MAX_LENGTH = 40
@@ -25,6 +26,7 @@ MODULE_NAMES = frozenset(
         "WRT",
         "INPUT_SPECS",
         "INPUT_DOMAINS",
+        "OUTPUT_SPECS",
         "cotangent",
     }
 )
@@ -40,16 +42,31 @@ def to_identifier(text: str) -> str:
     """`text` reduced to a plain ASCII identifier that cannot clash with generated names.
 
     Leading underscores are replaced because `_`-names belong to the generated helpers.
+    Idempotent: an identifier it returned comes back unchanged.
     """
-    name = re.sub(r"[^A-Za-z0-9_]", "_", str(text))[:MAX_LENGTH].strip("_")
-    name = re.sub(r"__+", "_", name)
+    name = re.sub(r"__+", "_", re.sub(r"[^A-Za-z0-9_]", "_", str(text))).strip("_")
     if not name:
         name = "v"
     if name[0].isdigit():
         name = "v" + name
+    name = name[:MAX_LENGTH].rstrip("_")
     if name in _RESERVED:
         name += "_"
     return name
+
+
+def doc_text(text: Any) -> str:
+    """`text` made safe inside a triple-quoted docstring: escapes, no quotes, one line.
+
+    Backslashes, line breaks, control and non-ASCII characters are backslash-escaped and
+    `"` becomes `\\"`, so the text can neither end the string nor start a new line.
+    """
+    return str(text).encode("unicode_escape").decode("ascii").replace('"', '\\"')
+
+
+def comment_text(text: Any) -> str:
+    """`text` made safe for a `# comment`: one line of printable ASCII (escapes as above)."""
+    return str(text).encode("unicode_escape").decode("ascii")
 
 
 class Namespace:
@@ -64,5 +81,12 @@ class Namespace:
         while name in self._used:
             k += 1
             name = f"{base}_{k}"
+        self._used.add(name)
+        return name
+
+    def reserve(self, name: str) -> str:
+        """Take `name` exactly (an identifier already claimed in another namespace)."""
+        if name in self._used or not name.isidentifier():
+            raise ValueError(f"cannot reserve {name!r}")
         self._used.add(name)
         return name

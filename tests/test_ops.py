@@ -23,8 +23,11 @@ def _dtype_for(domain: str) -> str:
     return "bool" if domain in ("bool", "keep") else "float64"
 
 
-def build_case(name: str, index: int, rng: np.random.Generator):
-    """(graph, inputs) applying op `name` to inputs drawn from its test case `index`."""
+def build_case(name: str, index: int, rng: np.random.Generator, float_dtype: str = "float64"):
+    """(graph, out, inputs) applying op `name` to inputs drawn from its test case `index`.
+
+    float_dtype: the dtype declared for (and drawn for) the float operands.
+    """
     op = REGISTRY[name]
     case = op.tests[index]
     g = gg.Graph(f"{name}_{index}")
@@ -34,6 +37,7 @@ def build_case(name: str, index: int, rng: np.random.Generator):
             operands.append(None)
             continue
         dtype = _dtype_for(case.domain(i))
+        dtype = float_dtype if dtype == "float64" else dtype
         operands.append(g.input(f"a{i}", shape, dtype))
         inputs[f"a{i}"] = sample(shape, dtype, case.domain(i), rng)
     if not op.operands:  # const, eye: made by the graph, not by a public function

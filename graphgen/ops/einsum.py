@@ -25,7 +25,7 @@ import string
 from collections import Counter
 
 from ..builder import apply
-from .registry import DTYPES, FLOAT_DTYPES, Attr, OpDef, TensorSpec, TestCase, register
+from .registry import DTYPES, FLOAT_DTYPES, Attr, OpDef, TensorSpec, TestCase, np_dtype, register
 from .shapes import broadcast_dim, broadcast_shapes, fmt_shape, promote
 
 LABELS = string.ascii_letters
@@ -202,7 +202,8 @@ def _sum(t, axes):
 
 
 def _eye(like, n):
-    return like.graph.apply("eye", [], {"N": n, "dtype": like.dtype})
+    # bool, not like's dtype: einsum then keeps the runtime float dtype of the other operands
+    return like.graph.apply("eye", [], {"N": n, "dtype": "bool"})
 
 
 def _einsum_vjp(g, out, args, attrs):
@@ -271,7 +272,7 @@ register(
         operands=(),
         attrs={"N": Attr(convert=_check_dim), "dtype": Attr("float64", _check_dtype)},
         infer=lambda specs, attrs: TensorSpec((attrs["N"], attrs["N"]), attrs["dtype"]),
-        emit=lambda e: f"np.eye({e.dim(e.attrs['N'])}, dtype=np.{e.attrs['dtype']})",
+        emit=lambda e: f"np.eye({e.dim(e.attrs['N'])}, dtype={np_dtype(e.attrs['dtype'])})",
         vjp=None,
         formula="(constant: no cotangent)",
         tests=(TestCase(shapes=(), attrs={"N": 3}),),

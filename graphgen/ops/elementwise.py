@@ -24,6 +24,7 @@ from .registry import (
     TensorSpec,
     TestCase,
     as_number,
+    np_dtype,
     register,
 )
 from .shapes import broadcast_shapes, float_result, promote, require_float
@@ -364,7 +365,7 @@ register(
         operands=("x",),
         attrs={"dtype": Attr(convert=_check_dtype)},
         infer=lambda specs, attrs: TensorSpec(specs[0].shape, attrs["dtype"]),
-        emit=lambda e: f"{e.arg(0, ATOM)}.astype(np.{e.attrs['dtype']})",
+        emit=lambda e: f"{e.arg(0, ATOM)}.astype({np_dtype(e.attrs['dtype'])})",
         vjp=_astype_vjp,
         formula="dx = g cast back to x's dtype (float to float only)",
         tests=(

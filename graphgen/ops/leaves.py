@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .registry import ATOM, DTYPES, UNARY, Attr, OpDef, TensorSpec, TestCase, register
+from .registry import ATOM, DTYPES, UNARY, Attr, OpDef, TensorSpec, TestCase, np_dtype, register
 
 
 def _leaf_infer(specs, attrs):  # leaves carry their spec as node attributes
@@ -105,7 +105,7 @@ def _emit_const(e) -> str:
     value, spec = e.attrs["value"], e.out
     if not spec.shape:
         return number_literal(value, spec.dtype)
-    return f"np.array({_nested_literal(value, spec.dtype)}, dtype=np.{spec.dtype})"
+    return f"np.array({_nested_literal(value, spec.dtype)}, dtype={np_dtype(spec.dtype)})"
 
 
 def const_prec(attrs: dict) -> int:

@@ -87,7 +87,8 @@ def _mean_vjp(g, out, args, attrs):
 def _extremum_vjp(g, out, args, attrs):
     x = args[0]
     is_max = x == expand_reduced(out, x, attrs)
-    ties = F.sum(is_max, axis=attrs["axis"], keepdims=True)
+    # counted in x's float dtype: an int64 count would promote float32 to float64
+    ties = F.sum(F.where(is_max, F.ones_like(x), 0.0), axis=attrs["axis"], keepdims=True)
     return (F.where(is_max, expand_reduced(g, x, attrs) / ties, 0.0),)
 
 
@@ -311,9 +312,7 @@ def _size_infer(specs, attrs) -> TensorSpec:
 def _emit_size(e) -> str:
     x = e.ins[0]
     dims = [x.shape[a] for a in normalize_axes(e.attrs["axis"], x.ndim)]
-    product = e.dim_product(dims)
-    # an atom (the op's precedence), so `g / size` never reads as `g / 4 * batch`
-    return f"({product})" if " * " in product else product
+    return e.dim_product(dims)  # parenthesized when a product: an atom
 
 
 register(

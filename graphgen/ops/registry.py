@@ -253,6 +253,11 @@ def as_shape(v: Any) -> Shape:
     return tuple(out)
 
 
+def np_dtype(dtype: str) -> str:
+    """Source naming a dtype: np.bool_ for bool (np.bool only exists from NumPy 2)."""
+    return "np.bool_" if dtype == "bool" else f"np.{dtype}"
+
+
 def one_of(*choices: str) -> Callable[[Any], str]:
     def convert(v: Any) -> str:
         if v not in choices:

@@ -28,6 +28,7 @@ INPUT_SPECS = {
     "W2": {"shape": (5, 4), "dtype": "float64"},
     "b2": {"shape": (4,), "dtype": "float64"},
 }
+OUTPUT_SPECS = {"loss": {"shape": (), "dtype": "float64"}}
 # where valid random inputs come from (graphgen check): "int:N" = integers in [0, N)
 INPUT_DOMAINS = {
     "x": "real",
@@ -37,6 +38,47 @@ INPUT_DOMAINS = {
     "W2": "real",
     "b2": "real",
 }
+
+
+# (what is checked, its spec): each input in INPUTS order, then vjp's cotangent
+_CHECKED = [(f"input {name!r}", INPUT_SPECS[name]) for name in INPUTS] + [
+    (f"cotangent of output {OUTPUTS[0]!r}", OUTPUT_SPECS[OUTPUTS[0]])
+]
+_KINDS = {"float32": "f", "float64": "f", "int64": "iu", "bool": "b"}
+_KIND_NAMES = {"f": "a float", "iu": "an integer", "b": "a bool"}
+
+
+def _check_inputs(*values):
+    """Check each value's dtype kind, rank, static and symbolic dims against its spec.
+
+    A symbolic dim takes its size from its first occurrence and must have it everywhere.
+    Raises ValueError naming the input, what was expected and what came. Arrays are only
+    looked at, never copied.
+    """
+    dims = {}
+    for (what, spec), value in zip(_CHECKED, values):
+        array = value if isinstance(value, np.ndarray) else np.asarray(value)
+        want, got = spec["shape"], array.shape
+        kind = _KINDS[spec["dtype"]]
+        if array.dtype.kind not in kind:
+            raise ValueError(
+                f"{what}: expected {_KIND_NAMES[kind]} array ({spec['dtype']}), "
+                f"got dtype {array.dtype}"
+            )
+        if len(got) != len(want):
+            raise ValueError(f"{what}: expected {len(want)} dims {want}, got {got}")
+        for axis, (dim, size) in enumerate(zip(want, got)):
+            if isinstance(dim, str):
+                bound, first = dims.setdefault(dim, (size, what))
+                if size != bound:
+                    raise ValueError(
+                        f"{what}: dim {axis} ({dim!r}) is {size}, but {dim!r} is "
+                        f"{bound} in {first}"
+                    )
+            elif size != dim:
+                raise ValueError(
+                    f"{what}: dim {axis} is {size}, expected {dim} (shape {want})"
+                )
 
 
 def _softmax(x, axis):
@@ -60,6 +102,7 @@ def _softmax_cross_entropy(logits, labels, reduction):
 
 def forward(x, y, W1, b1, W2, b2):
     """The graph's outputs (a tuple when there are several). Keeps no residuals."""
+    _check_inputs(x, y, W1, b1, W2, b2)
     z1 = x @ W1 + b1
     h1 = np.tanh(z1)
     del z1
@@ -72,6 +115,7 @@ def forward(x, y, W1, b1, W2, b2):
 
 def value_and_grad(x, y, W1, b1, W2, b2):
     """(value, grads): the outputs and the gradient of the first, a dict keyed by WRT."""
+    _check_inputs(x, y, W1, b1, W2, b2)
     batch = x.shape[0]
     z1 = x @ W1 + b1
     h1 = np.tanh(z1)
@@ -105,6 +149,7 @@ def value_and_grad(x, y, W1, b1, W2, b2):
 
 def vjp(x, y, W1, b1, W2, b2, cotangent):
     """(outputs, grads): grads of <cotangent, first output>, a dict keyed by WRT."""
+    _check_inputs(x, y, W1, b1, W2, b2, cotangent)
     batch = x.shape[0]
     z1 = x @ W1 + b1
     h1 = np.tanh(z1)
