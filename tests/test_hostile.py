@@ -502,8 +502,7 @@ def test_bad_wrt(wrt, message):
 
 # ---- JSON documents -------------------------------------------------------------------------
 # Node-link JSON as a file would hold it. Documents that are valid node-link data run
-# through networkx now; documents that are not a graph at all need the JSON frontend
-# (graphgen/frontends/json_graph.py, written on the cli branch) and are skipped without it.
+# through networkx; documents that are not a graph at all go through gg.load_graph.
 # To add a case, add a (label, JSON text, error class, message) row.
 
 
