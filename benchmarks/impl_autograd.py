@@ -12,6 +12,7 @@ import math
 from importlib import metadata
 
 from .impls import Prepared, Unavailable, numpy_convert
+from .impls import loss_for as shared_loss_for
 from .workloads import Workload
 
 try:
@@ -92,19 +93,12 @@ def transformer_loss(p, x, target, heads=4, eps=1e-5):
 
 
 def loss_for(workload: Workload):
-    family = workload.name.split("-")[0]
-    cfg = workload.config
-    if family == "mlp":
-        return mlp_loss
-    if family == "cnn":
-        return lambda p, x, y: cnn_loss(p, x, y, cfg["pad1"], cfg["pad2"])
-    if family == "transformer":
+    if workload.name.startswith("transformer"):
         try:
             import scipy.special  # noqa: F401  (autograd.scipy needs it)
         except ImportError:
             raise Unavailable("autograd: the transformer's erf needs scipy") from None
-        return lambda p, x, t: transformer_loss(p, x, t, cfg["heads"], cfg["eps"])
-    raise Unavailable(f"no autograd version of {workload.name}")
+    return shared_loss_for(workload, "autograd", mlp_loss, cnn_loss, transformer_loss)
 
 
 def prepare(workload: Workload, inputs: dict) -> Prepared:

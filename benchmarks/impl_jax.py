@@ -11,6 +11,7 @@ import math
 import os
 
 from .impls import Prepared, Unavailable
+from .impls import loss_for as shared_loss_for
 from .workloads import Workload
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")  # no accelerator probing (and its warnings)
@@ -76,15 +77,7 @@ def transformer_loss(p, x, target, heads=4, eps=1e-5):
 
 
 def loss_for(workload: Workload):
-    family = workload.name.split("-")[0]
-    cfg = workload.config
-    if family == "mlp":
-        return mlp_loss
-    if family == "cnn":
-        return lambda p, x, y: cnn_loss(p, x, y, cfg["pad1"], cfg["pad2"])
-    if family == "transformer":
-        return lambda p, x, t: transformer_loss(p, x, t, cfg["heads"], cfg["eps"])
-    raise Unavailable(f"no JAX version of {workload.name}")
+    return shared_loss_for(workload, "JAX", mlp_loss, cnn_loss, transformer_loss)
 
 
 def prepare(workload: Workload, inputs: dict) -> Prepared:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from .impls import Prepared, Unavailable
+from .impls import loss_for as shared_loss_for
 from .workloads import Workload
 
 try:
@@ -51,15 +52,7 @@ def transformer_loss(p, x, target, heads=4, eps=1e-5):
 
 
 def loss_for(workload: Workload):
-    family = workload.name.split("-")[0]
-    cfg = workload.config
-    if family == "mlp":
-        return mlp_loss
-    if family == "cnn":
-        return lambda p, x, y: cnn_loss(p, x, y, cfg["pad1"], cfg["pad2"])
-    if family == "transformer":
-        return lambda p, x, t: transformer_loss(p, x, t, cfg["heads"], cfg["eps"])
-    raise Unavailable(f"no PyTorch version of {workload.name}")
+    return shared_loss_for(workload, "PyTorch", mlp_loss, cnn_loss, transformer_loss)
 
 
 def prepare(workload: Workload, inputs: dict) -> Prepared:

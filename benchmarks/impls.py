@@ -61,3 +61,16 @@ def select(patterns: str | None) -> list[str]:
     if unknown:
         raise SystemExit(f"unknown implementation(s) {unknown}; known: {', '.join(IMPLS)}")
     return [name for name in IMPLS if name in wanted]
+
+
+def loss_for(workload, framework: str, mlp_loss, cnn_loss, transformer_loss):
+    """A framework's loss(params, *data) for `workload`, bound to the workload's config."""
+    family = workload.name.split("-")[0]
+    cfg = workload.config
+    if family == "mlp":
+        return mlp_loss
+    if family == "cnn":
+        return lambda p, x, y: cnn_loss(p, x, y, cfg["pad1"], cfg["pad2"])
+    if family == "transformer":
+        return lambda p, x, t: transformer_loss(p, x, t, cfg["heads"], cfg["eps"])
+    raise Unavailable(f"no {framework} version of {workload.name}")
