@@ -133,6 +133,19 @@ def test_erfc_keeps_its_relative_accuracy_in_the_tail():
     np.testing.assert_allclose(got[~far], want[~far], rtol=1e-14)
 
 
+@pytest.mark.parametrize("op", ["erf", "erfc"])
+def test_float32_erf_and_erfc_are_float32_accurate(op):
+    """The float32 path (float32 series, shorter fraction) is within 4 float32 ulps."""
+    x = np.concatenate([np.linspace(-9.0, 9.0, 40001), np.geomspace(1e-30, 8.0, 2000)])
+    x = np.concatenate([x, -x]).astype(np.float32)
+    got = forward_of(getattr(gg, op), x)
+    assert got.dtype == np.float32
+    want = np.array([getattr(math, op)(float(v)) for v in x])
+    normal = np.abs(want) >= np.finfo(np.float32).tiny  # float32 subnormals lose bits
+    ulps = np.abs(got[normal] - want[normal]) / np.spacing(np.abs(want[normal]).astype(np.float32))
+    assert np.max(ulps) <= 4
+
+
 def test_gelu_exact_is_x_times_the_normal_cdf_also_in_the_negative_tail():
     x = np.linspace(-12.0, 6.0, 361)
     want = np.array([v * 0.5 * math.erfc(-v / math.sqrt(2.0)) for v in x])
