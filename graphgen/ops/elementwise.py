@@ -100,8 +100,9 @@ unary(
 unary(
     "relu",
     lambda e: f"np.maximum({e.arg(0)}, 0)",
-    lambda g, out, args, attrs: (F.where(args[0] > 0, g, 0.0),),
-    "dx = g * (x > 0)   (relu'(0) = 0)",
+    # from the output (y > 0 exactly where x > 0): the input can be released after the forward
+    lambda g, out, args, attrs: (F.where(out > 0, g, 0.0),),
+    "dx = g * (y > 0), y = relu(x)   (relu'(0) = 0)",
     "nonzero",
 )
 
