@@ -26,7 +26,6 @@ from .ops.registry import get_op
 from .passes.dce import downstream, upstream
 from .schedule import operand_slots, topological_order
 
-SEED = "seed"
 COTANGENT_INPUT = "cotangent"
 
 

@@ -21,12 +21,11 @@ import jinja2
 import networkx as nx
 
 from .ir import spec
-from .naming import GRAD_PREFIX, Namespace, comment_text
+from .naming import GRAD_PREFIX, Namespace, auto_id_number, comment_text
 from .ops.registry import ATOM, FLOAT_DTYPES, Dim, get_op
 from .ops.shapes import fmt_shape
 from .schedule import operand_slots, operands, topological_order
 
-_AUTO_ID = re.compile(r"^(?P<op>[a-z_0-9]+)_\d+$")
 MAX_INLINE_DEPTH = 12  # deeper unnamed chains are split into statements
 
 
@@ -191,8 +190,7 @@ class FunctionEmitter:
         udata = self.graph.nodes[user]
         if data.get("role") == "backward":
             return udata.get("role") == "backward" and udata.get("vjp_of") == data.get("vjp_of")
-        match = _AUTO_ID.match(node)
-        return bool(match) and match.group("op") == op
+        return auto_id_number(node, op) is not None
 
     # expressions
     def expr(self, node: str) -> tuple[str, int]:

@@ -35,10 +35,10 @@ from .latex import (
     why,
 )
 from .layers import Layer, find_layers
+from .naming import auto_id_number
 from .ops.shapes import fmt_shape
 from .schedule import operands, topological_order
 
-_AUTO_ID = re.compile(r"^[a-z_0-9]+_(\d+)$")
 _LEAVES = ("input", "param", "const")
 
 
@@ -88,9 +88,10 @@ class _Document:
             if layer.h is not None:
                 assign(layer.h, f"h_{{{index}}}")
         for node in self.order:
-            match = _AUTO_ID.match(node)
-            if match and self.graph.nodes[node]["op"] not in ("input", "param"):
-                assign(node, f"v_{{{match[1]}}}")
+            op = self.graph.nodes[node]["op"]
+            k = None if op in ("input", "param") else auto_id_number(node, op)
+            if k is not None:
+                assign(node, f"v_{{{k}}}")
             else:
                 assign(node, name_symbol(node))
         return symbols

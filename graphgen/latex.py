@@ -78,11 +78,6 @@ def dim(d: object) -> str:
     return str(d) if isinstance(d, int) else rf"\text{{{escape(d)}}}"
 
 
-def latex_shape(shape: Shape) -> str:
-    """(batch, 5) as \\text{batch} \\times 5; a scalar as 1."""
-    return r" \times ".join(dim(d) for d in shape) if shape else "1"
-
-
 def numel(shape: Shape) -> str:
     """The element count, as text: 5·batch."""
     n, symbols = 1, []

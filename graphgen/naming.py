@@ -38,6 +38,18 @@ _RESERVED = (
 )
 
 
+_AUTO_ID = re.compile(r"^(?P<op>[a-z_0-9]+)_(?P<k>\d+)$")
+
+
+def auto_id_number(node: str, op: str) -> int | None:
+    """k when `node` is an id the builder made up for an `op` node (`op_k`), else None.
+
+    Such nodes have no name a user chose: codegen inlines them, explain numbers them.
+    """
+    match = _AUTO_ID.match(node)
+    return int(match["k"]) if match and match["op"] == op else None
+
+
 def to_identifier(text: str) -> str:
     """`text` reduced to a plain ASCII identifier that cannot clash with generated names.
 

@@ -25,7 +25,17 @@ import string
 from collections import Counter
 
 from ..builder import apply
-from .registry import DTYPES, FLOAT_DTYPES, Attr, OpDef, TensorSpec, TestCase, np_dtype, register
+from .registry import (
+    FLOAT_DTYPES,
+    Attr,
+    OpDef,
+    TensorSpec,
+    TestCase,
+    as_dim,
+    as_dtype,
+    np_dtype,
+    register,
+)
 from .shapes import broadcast_dim, broadcast_shapes, fmt_shape, promote
 
 LABELS = string.ascii_letters
@@ -252,25 +262,11 @@ register(
 )
 
 
-def _check_dim(v):
-    if isinstance(v, str) and v:
-        return v
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ValueError("expected a non-negative int or a symbolic dim")
-    return v
-
-
-def _check_dtype(v):
-    if v not in DTYPES:
-        raise ValueError(f"expected one of {list(DTYPES)}")
-    return v
-
-
 register(
     OpDef(
         name="eye",
         operands=(),
-        attrs={"N": Attr(convert=_check_dim), "dtype": Attr("float64", _check_dtype)},
+        attrs={"N": Attr(convert=as_dim), "dtype": Attr("float64", as_dtype)},
         infer=lambda specs, attrs: TensorSpec((attrs["N"], attrs["N"]), attrs["dtype"]),
         emit=lambda e: f"np.eye({e.dim(e.attrs['N'])}, dtype={np_dtype(e.attrs['dtype'])})",
         vjp=None,

@@ -15,7 +15,6 @@ from .registry import (
     ADD,
     ATOM,
     CMP,
-    DTYPES,
     MUL,
     POW,
     UNARY,
@@ -23,6 +22,7 @@ from .registry import (
     OpDef,
     TensorSpec,
     TestCase,
+    as_dtype,
     as_number,
     np_dtype,
     register,
@@ -348,12 +348,6 @@ register(
 )
 
 
-def _check_dtype(v) -> str:
-    if v not in DTYPES:
-        raise ValueError(f"expected one of {list(DTYPES)}")
-    return v
-
-
 def _astype_vjp(g, out, args, attrs):
     if not (args[0].spec.is_float and out.spec.is_float):
         return (None,)
@@ -364,7 +358,7 @@ register(
     OpDef(
         name="astype",
         operands=("x",),
-        attrs={"dtype": Attr(convert=_check_dtype)},
+        attrs={"dtype": Attr(convert=as_dtype)},
         infer=lambda specs, attrs: TensorSpec(specs[0].shape, attrs["dtype"]),
         emit=lambda e: f"{e.arg(0, ATOM)}.astype({np_dtype(e.attrs['dtype'])})",
         vjp=_astype_vjp,

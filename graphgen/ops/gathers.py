@@ -59,13 +59,18 @@ register(
 )
 
 
-def _scatter_add_infer(specs, attrs) -> TensorSpec:
-    updates, indices = specs
-    _require_int(indices)
-    want = take_shape(attrs["shape"], indices.shape, attrs["axis"])
-    if not same_shape(updates.shape, want):
-        raise ValueError(f"updates must have shape {fmt_shape(want)}")
-    return TensorSpec(attrs["shape"], updates.dtype)
+def _scatter_infer(gathered_shape):
+    """Shape rule of a scatter: `updates` must have the shape its gather would produce."""
+
+    def infer(specs, attrs) -> TensorSpec:
+        updates, indices = specs
+        _require_int(indices)
+        want = gathered_shape(attrs["shape"], indices.shape, attrs["axis"])
+        if not same_shape(updates.shape, want):
+            raise ValueError(f"updates must have shape {fmt_shape(want)}")
+        return TensorSpec(attrs["shape"], updates.dtype)
+
+    return infer
 
 
 register(
@@ -73,7 +78,7 @@ register(
         name="scatter_add",
         operands=("updates", "indices"),
         attrs={"shape": Attr(convert=as_shape), **AXIS_OR_NONE},
-        infer=_scatter_add_infer,
+        infer=_scatter_infer(take_shape),
         emit=lambda e: (
             f"_scatter_add({e.arg(0)}, {e.arg(1)}, {e.shape(e.out.shape)}, "
             f"{normal_axis(e.attrs['axis'], e.out.ndim)})"
@@ -132,21 +137,12 @@ register(
 )
 
 
-def _scatter_along_infer(specs, attrs) -> TensorSpec:
-    updates, indices = specs
-    _require_int(indices)
-    want = along_axis_shape(attrs["shape"], indices.shape, attrs["axis"])
-    if not same_shape(updates.shape, want):
-        raise ValueError(f"updates must have shape {fmt_shape(want)}")
-    return TensorSpec(attrs["shape"], updates.dtype)
-
-
 register(
     OpDef(
         name="scatter_add_along_axis",
         operands=("updates", "indices"),
         attrs={"shape": Attr(convert=as_shape), "axis": Attr(-1, as_int)},
-        infer=_scatter_along_infer,
+        infer=_scatter_infer(along_axis_shape),
         emit=lambda e: (
             f"_scatter_add_along_axis({e.arg(0)}, {e.arg(1)}, {e.shape(e.out.shape)}, "
             f"{e.attrs['axis'] % e.out.ndim})"

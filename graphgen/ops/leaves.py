@@ -5,7 +5,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .registry import ATOM, DTYPES, UNARY, Attr, OpDef, TensorSpec, TestCase, np_dtype, register
+from .registry import (
+    ATOM,
+    UNARY,
+    Attr,
+    OpDef,
+    TensorSpec,
+    TestCase,
+    as_optional_dtype,
+    np_dtype,
+    register,
+)
 
 
 def _leaf_infer(specs, attrs):  # leaves carry their spec as node attributes
@@ -62,12 +72,6 @@ def _flat(v: Any):
         yield v
 
 
-def _check_dtype(v: Any) -> str | None:
-    if v is not None and v not in DTYPES:
-        raise ValueError(f"expected one of {list(DTYPES)}")
-    return v
-
-
 def _const_infer(specs, attrs) -> TensorSpec:
     value, dtype = attrs["value"], attrs["dtype"]
     if dtype is None:
@@ -120,7 +124,7 @@ register(
     OpDef(
         name="const",
         operands=(),
-        attrs={"value": Attr(convert=_check_value), "dtype": Attr(None, _check_dtype)},
+        attrs={"value": Attr(convert=_check_value), "dtype": Attr(None, as_optional_dtype)},
         infer=_const_infer,
         emit=_emit_const,
         prec=const_prec,

@@ -20,6 +20,7 @@ from .registry import (
     OpDef,
     TensorSpec,
     TestCase,
+    as_dim,
     as_int,
     as_number,
     one_of,
@@ -172,12 +173,6 @@ register(
 )
 
 
-def _check_dim(v):
-    if isinstance(v, str) and v:
-        return v
-    return as_int(v)
-
-
 def _one_hot_infer(specs, attrs) -> TensorSpec:
     if specs[0].dtype != "int64":
         raise ValueError(f"labels must be int64, got {specs[0].dtype}")
@@ -188,7 +183,7 @@ register(
     OpDef(
         name="one_hot",
         operands=("labels",),
-        attrs={"num_classes": Attr(convert=_check_dim)},
+        attrs={"num_classes": Attr(convert=as_dim)},
         infer=_one_hot_infer,
         emit=lambda e: f"{e.arg(0, ATOM)}[..., None] == np.arange({e.dim(e.attrs['num_classes'])})",
         prec=CMP,

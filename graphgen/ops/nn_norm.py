@@ -53,7 +53,7 @@ def _infer(x: TensorSpec, params, param_axes) -> TensorSpec:
     return x
 
 
-def _emit(axes_of, param_axes_of, axis_text):
+def _emit(param_axes_of, axis_text):
     def emit(e) -> str:
         x = e.ins[0]
         layout = param_layout(x.shape, param_axes_of(x, e.attrs))
@@ -132,7 +132,7 @@ register(
         optional=("weight", "bias"),
         attrs={"axis": Attr(-1, _axis, "an int or a tuple of ints"), **_EPS},
         infer=_ln_infer,
-        emit=_emit(_ln_axes, _ln_axes, _ln_axis_text),
+        emit=_emit(_ln_axes, _ln_axis_text),
         kernel="normalize",
         vjp=_ln_vjp,
         formula=_FORMULA,
@@ -177,7 +177,7 @@ register(
         optional=("weight", "bias"),
         attrs=_EPS,
         infer=_bn_infer,
-        emit=_emit(_bn_axes, lambda x, attrs: (1,), lambda x, attrs: str(_bn_axes(x, attrs))),
+        emit=_emit(lambda x, attrs: (1,), lambda x, attrs: str(_bn_axes(x, attrs))),
         kernel="normalize",
         vjp=_bn_vjp,
         formula=_FORMULA,

@@ -232,12 +232,6 @@ def as_axes(v: Any) -> tuple[int, ...] | None:
     return (as_int(v),)
 
 
-def as_int_tuple(v: Any) -> tuple[int, ...]:
-    if not isinstance(v, (list, tuple)):
-        raise ValueError("expected a list of integers")
-    return tuple(as_int(a) for a in v)
-
-
 def as_shape(v: Any) -> Shape:
     """A shape: a sequence of non-negative ints and symbolic-dim names (or -1 for reshape)."""
     if not isinstance(v, (list, tuple)):
@@ -251,6 +245,23 @@ def as_shape(v: Any) -> Shape:
             raise ValueError(f"dim {d!r} is not a non-negative int or a symbolic name")
         out.append(d)
     return tuple(out)
+
+
+def as_dim(v: Any) -> Dim:
+    """One dim: an int or a symbolic name (its range is checked with the inferred shape)."""
+    if isinstance(v, str) and v:
+        return v
+    return as_int(v)
+
+
+def as_dtype(v: Any) -> str:
+    if v not in DTYPES:
+        raise ValueError(f"expected one of {list(DTYPES)}")
+    return v
+
+
+def as_optional_dtype(v: Any) -> str | None:
+    return None if v is None else as_dtype(v)
 
 
 def np_dtype(dtype: str) -> str:

@@ -8,8 +8,6 @@ Rules raise ValueError; the caller turns it into a ShapeError naming the node.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 from .registry import FLOAT_DTYPES, Dim, Shape, TensorSpec
 
 _DTYPE_RANK = {"bool": 0, "int64": 1, "float32": 2, "float64": 3}
@@ -80,13 +78,6 @@ def reduced_shape(shape: Shape, axes: tuple[int, ...], keepdims: bool) -> Shape:
     if keepdims:
         return tuple(1 if i in axes else d for i, d in enumerate(shape))
     return tuple(d for i, d in enumerate(shape) if i not in axes)
-
-
-def same_float(specs: Sequence[TensorSpec]) -> TensorSpec:
-    """Elementwise float op: broadcast shape, float dtype."""
-    return TensorSpec(
-        broadcast_shapes(*(s.shape for s in specs)), float_result(*(s.dtype for s in specs))
-    )
 
 
 def require_float(spec: TensorSpec, what: str = "operand") -> None:
