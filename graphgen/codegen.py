@@ -181,16 +181,23 @@ class FunctionEmitter:
         op = data["op"]
         if op in ("input", "param") or node in self.targets:
             return False
-        if op in ("const", "size"):
+        if op == "const" or not get_op(op).reads_operands:
             return True
-        uses = self.graph.out_degree(node)
-        if uses != 1 or "grad_of" in data:
+        users = self._readers(node)
+        if len(users) != 1 or "grad_of" in data:
             return False
-        (user,) = [v for _, v in self.graph.out_edges(node)]
-        udata = self.graph.nodes[user]
+        udata = self.graph.nodes[users[0]]
         if data.get("role") == "backward":
             return udata.get("role") == "backward" and udata.get("vjp_of") == data.get("vjp_of")
         return auto_id_number(node, op) is not None
+
+    def _readers(self, node: str) -> list[str]:
+        """The uses of `node` that read its value (a `size` only looks at its static shape)."""
+        return [
+            v
+            for _, v in self.graph.out_edges(node)
+            if get_op(self.graph.nodes[v]["op"]).reads_operands
+        ]
 
     # expressions
     def expr(self, node: str) -> tuple[str, int]:
@@ -233,6 +240,8 @@ class FunctionEmitter:
     def reads(self, node: str) -> set[str]:
         """The variables that computing `node` reads (through inlined operands)."""
         found: set[str] = set()
+        if not get_op(self.graph.nodes[node]["op"]).reads_operands:
+            return found
         for a in operands(self.graph, node):
             if a in self.inlined:
                 found |= self.reads(a)

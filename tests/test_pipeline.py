@@ -158,3 +158,13 @@ def test_gradient_that_is_a_view_of_a_broadcast_is_returned_writable(rng):
     _, grads = gg.compile(g).value_and_grad(rng.standard_normal((3, 4)))
     grads["a"] += 1.0
     np.testing.assert_array_equal(grads["a"], np.full((3, 4), 2.0))
+
+
+def test_a_value_only_counted_by_a_vjp_is_not_kept_for_the_backward_pass():
+    g = gg.Graph("mean")
+    x = g.param("x", ("batch", 4))
+    g.output(gg.mean(gg.square(x)))
+    body = function_source(gg.generate(g), "value_and_grad")
+    # mean's VJP needs only the size of square(x), which comes from its static shape
+    assert "np.mean(np.square(x))" in body
+    assert "square_1 =" not in body

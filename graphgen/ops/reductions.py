@@ -318,6 +318,7 @@ def _emit_size(e) -> str:
 register(
     OpDef(
         name="size",
+        reads_operands=False,
         operands=("x",),
         attrs={"axis": Attr(None, as_axes)},
         infer=_size_infer,

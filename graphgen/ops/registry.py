@@ -118,6 +118,7 @@ class OpDef:
     builder: Callable[..., Any] | None = None
     doc: str = ""
     leaf: bool = False
+    reads_operands: bool = True  # False: emitted from the operands' static shapes alone
     optional: tuple[str, ...] = ()
 
     @property
