@@ -167,4 +167,4 @@ def test_a_value_only_counted_by_a_vjp_is_not_kept_for_the_backward_pass():
     body = function_source(gg.generate(g), "value_and_grad")
     # mean's VJP needs only the size of square(x), which comes from its static shape
     assert "np.mean(np.square(x))" in body
-    assert "square_1 =" not in body
+    assert "    square_1 =" not in body
