@@ -51,8 +51,9 @@ def _erfc_vjp(g, out, args, attrs):
 
 
 # kernels: each tuple lists a kernel after the kernels it calls
-ERF_KERNELS = ("erfc_fraction", "erf")
-ERFC_KERNELS = (*ERF_KERNELS, "erfc")
+ERF_BLOCKS = ("erfc_fraction", "erf_blocks")
+ERF_KERNELS = (*ERF_BLOCKS, "erf")
+ERFC_KERNELS = (*ERF_BLOCKS, "erfc")
 
 for _name, _kernels, _vjp, _formula, _doc in (
     (
@@ -141,9 +142,8 @@ for _name, _default, _vjp, _formula, _doc in (
 
 def _gelu_vjp(g, out, args, attrs):
     x = args[0]
-    if attrs["approximate"] == "none":  # d/dx x Phi(x) = Phi(x) + x phi(x)
-        cdf = 0.5 * F.erfc(x * -INV_SQRT_2)
-        return (g * (cdf + x * INV_SQRT_2PI * F.exp(-0.5 * F.square(x))),)
+    if attrs["approximate"] == "none":
+        return (g * F.gelu_derivative(x),)
     t = F.tanh(SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x**3.0))
     du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * F.square(x))
     return (g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - F.square(t)) * du),)
@@ -157,7 +157,7 @@ register(
         infer=_float_infer,
         emit=lambda e: f"_gelu{'_tanh' if e.attrs['approximate'] == 'tanh' else ''}({e.arg(0)})",
         kernel=lambda attrs: (
-            (*ERFC_KERNELS, "gelu") if attrs["approximate"] == "none" else ("gelu_tanh",)
+            (*ERF_BLOCKS, "gelu") if attrs["approximate"] == "none" else ("gelu_tanh",)
         ),
         vjp=_gelu_vjp,
         formula=(
@@ -167,5 +167,25 @@ register(
         tests=tuple(TestCase(shapes=(s,)) for s in _SHAPES)
         + tuple(TestCase(shapes=(s,), attrs={"approximate": "tanh"}) for s in _SHAPES),
         doc='x * Phi(x); approximate="tanh" uses the tanh approximation',
+    )
+)
+
+
+def _gelu_derivative_vjp(g, out, args, attrs):
+    x = args[0]  # d/dx (Phi(x) + x phi(x)) = phi(x) (2 - x**2)
+    return (g * (INV_SQRT_2PI * F.exp(-0.5 * F.square(x)) * (2.0 - F.square(x))),)
+
+
+register(
+    OpDef(
+        name="gelu_derivative",
+        operands=("x",),
+        infer=_float_infer,
+        emit=lambda e: f"_gelu_derivative({e.arg(0)})",
+        kernel=(*ERF_BLOCKS, "gelu_derivative"),
+        vjp=_gelu_derivative_vjp,
+        formula="dx = g * phi(x) * (2 - x**2)",
+        tests=tuple(TestCase(shapes=(s,)) for s in _SHAPES),
+        doc="Phi(x) + x * phi(x), the exact GELU's derivative (its VJP uses it), one pass",
     )
 )
