@@ -56,26 +56,41 @@ class Model:
             raise TypeError(f"{self.name}: missing inputs {missing}")
         return [values[n] for n in self.inputs]
 
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        """The graph's outputs (a tuple when there are several)."""
-        return self.module.forward(*self._args(args, kwargs))
+    def forward(self, *args: Any, workspace: dict | None = None, **kwargs: Any) -> Any:
+        """The graph's outputs (a tuple when there are several).
 
-    def value_and_grad(self, *args: Any, **kwargs: Any) -> tuple[Any, dict]:
-        """(value, grads): grads of the first (scalar) output, a dict keyed by `wrt` names."""
+        workspace: a dict that the generated function keeps its large intermediates in
+        between calls (pass the same one every step; one per thread). Results are the same
+        with or without it, and returned arrays are never reused.
+        """
+        return self.module.forward(*self._args(args, kwargs), workspace=workspace)
+
+    def value_and_grad(
+        self, *args: Any, workspace: dict | None = None, **kwargs: Any
+    ) -> tuple[Any, dict]:
+        """(value, grads): grads of the first (scalar) output, a dict keyed by `wrt` names.
+
+        workspace: as for `forward`.
+        """
         if not hasattr(self.module, "value_and_grad"):
             raise TypeError(
                 f"{self.name}: value_and_grad needs a scalar float first output and a "
                 "non-empty wrt; use vjp for a non-scalar output"
             )
-        return self.module.value_and_grad(*self._args(args, kwargs))
+        return self.module.value_and_grad(*self._args(args, kwargs), workspace=workspace)
 
-    def vjp(self, *args: Any, cotangent: Any, **kwargs: Any) -> tuple[Any, dict]:
-        """(outputs, grads) where grads are those of <cotangent, first output>."""
+    def vjp(
+        self, *args: Any, cotangent: Any, workspace: dict | None = None, **kwargs: Any
+    ) -> tuple[Any, dict]:
+        """(outputs, grads) where grads are those of <cotangent, first output>.
+
+        workspace: as for `forward`.
+        """
         if not hasattr(self.module, "vjp"):
             raise TypeError(
                 f"{self.name}: nothing to differentiate (empty wrt or non-float output)"
             )
-        return self.module.vjp(*self._args(args, kwargs), cotangent)
+        return self.module.vjp(*self._args(args, kwargs), cotangent, workspace=workspace)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the module source to `path` atomically (a complete file or none)."""
@@ -85,20 +100,24 @@ class Model:
         return f"<graphgen.Model {self.name!r} inputs={list(self.inputs)} wrt={list(self.wrt)}>"
 
 
-def compile(graph: Any, wrt: Any = None, *, checks: bool = True) -> Model:  # noqa: A001
+def compile(  # noqa: A001
+    graph: Any, wrt: Any = None, *, checks: bool = True, buffers: bool = True
+) -> Model:
     """Compile `graph` (a gg.Graph or networkx graph) into a loaded Model.
 
     wrt: the leaf names to differentiate with respect to (a list, or a comma-separated
     string); default: every param.
     checks: the generated functions check their inputs' dtype kind, rank and dims and
     raise ValueError naming the input; False leaves the checks out for the fastest code.
+    buffers: large intermediates are computed with `out=` into the buffers of an optional
+    `workspace` dict and updated in place; False gives plain one-expression statements.
     """
-    return Model(compile_source(graph, wrt, checks=checks))
+    return Model(compile_source(graph, wrt, checks=checks, buffers=buffers))
 
 
-def generate(graph: Any, wrt: Any = None, *, checks: bool = True) -> str:
-    """The generated module's source for `graph` (black-formatted); `checks` as in compile."""
-    return compile_source(graph, wrt, checks=checks).source
+def generate(graph: Any, wrt: Any = None, *, checks: bool = True, buffers: bool = True) -> str:
+    """The generated module's source for `graph` (black-formatted); options as in compile."""
+    return compile_source(graph, wrt, checks=checks, buffers=buffers).source
 
 
 _LOADED = 0

@@ -49,7 +49,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
     forward = validate(_load(args.spec))
     if args.name is not None:
         forward.graph["name"] = args.name
-    compiled = compile_source(forward, _wrt(args.wrt))
+    compiled = compile_source(
+        forward, _wrt(args.wrt), checks=not args.no_checks, buffers=not args.no_buffers
+    )
     if args.output is None:
         sys.stdout.write(compiled.source)
         return EXIT_OK
@@ -314,6 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.py", help="write the module here (atomically)")
     p.add_argument("--wrt", metavar="a,b", help=wrt_help)
     p.add_argument("--name", help="the graph name written into the module's docstring")
+    p.add_argument(
+        "--no-checks",
+        action="store_true",
+        help="leave out the input checks (dtype kind, rank, dims) at the top of each function",
+    )
+    p.add_argument(
+        "--no-buffers",
+        action="store_true",
+        help="plain one-expression statements: no workspace buffers, no in-place updates",
+    )
 
     p = command(
         "check",

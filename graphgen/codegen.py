@@ -11,6 +11,7 @@ Dead intermediates are released with `del` right after their last use.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,12 +22,16 @@ import jinja2
 import networkx as nx
 
 from .ir import spec
+from .memory import BufferPlan, plan_buffers
 from .naming import GRAD_PREFIX, Namespace, auto_id_number, comment_text
 from .ops.registry import ATOM, FLOAT_DTYPES, Dim, get_op
 from .ops.shapes import fmt_shape
 from .schedule import operand_slots, operands, topological_order
 
 MAX_INLINE_DEPTH = 12  # deeper unnamed chains are split into statements
+# smaller static results are left to malloc, which recycles them cheaply; a symbolic dim
+# may be large, so results with one are always planned
+MIN_BUFFER_ELEMENTS = 1024
 
 
 # ---- templates -------------------------------------------------------------------------
@@ -65,11 +70,21 @@ def format_source(source: str) -> str:
 
 @dataclass
 class Body:
-    """The statements of one generated function and the expressions of its targets."""
+    """The statements of one generated function and the expressions of its targets.
+
+    buffers: how many workspace buffers the statements write (`out=_out(scratch, ...)`);
+    when there are any, the function must bind `scratch` first (see module.py.j2).
+    """
 
     lines: list[str]
     results: dict[str, str]
     kernels: set[str] = field(default_factory=set)
+    buffers: int = 0
+
+
+# in-place forms of elementwise ufuncs: `h += b` is np.add(h, b, out=h)
+_AUGMENTED = {"np.add": "+=", "np.subtract": "-=", "np.multiply": "*=", "np.divide": "/="}
+_COMMUTATIVE = frozenset({"np.add", "np.multiply"})  # exactly, in IEEE arithmetic too
 
 
 class EmitContext:
@@ -84,6 +99,10 @@ class EmitContext:
         self.out = spec(fn.graph, node)
         self.ins = [None if a is None else spec(fn.graph, a) for a in self._args]
         self.name = fn.names.get(node, "")
+
+    def operand(self, i: int) -> str | None:
+        """The node of operand i (None where an optional operand is absent)."""
+        return self._args[i]
 
     def arg(self, i: int, min_prec: int = 0) -> str:
         """Operand i as source, parenthesized if it binds looser than `min_prec`."""
@@ -122,8 +141,10 @@ class FunctionEmitter:
         targets: list[str],
         inputs: list[str],
         param_names: dict[str, str],
+        buffers: bool = True,
     ):
         self.graph = graph
+        self.buffers = buffers  # plan workspace buffers and in-place updates
         self.targets = targets
         self.order = topological_order(graph)
         self.namespace = Namespace()
@@ -256,13 +277,14 @@ class FunctionEmitter:
             for n in self.order
             if n not in self.inlined and self.graph.nodes[n]["op"] not in ("input", "param")
         ]
-        rendered = [(n, self.render(n)[0]) for n in statements]
+        plan = self._buffer_plan(statements)
+        rendered = [(n, self._statement(n, plan)) for n in statements]
         last_use = self._last_uses(statements)
         lines: list[str] = []
-        for i, (node, source) in enumerate(rendered):
+        for i, (node, statement) in enumerate(rendered):
             if comments:
                 lines.extend(f"# {comment_text(c)}" for c in self._comment(node))
-            lines.append(f"{self.names[node]} = {source}")
+            lines.extend(statement)
             dead = [self.names[v] for v in last_use.get(i, [])]
             if release and dead:
                 lines.append("del " + ", ".join(dead))
@@ -271,7 +293,77 @@ class FunctionEmitter:
             for d, name in self.dims.items()
         ]
         results = {t: self.expr(t)[0] for t in self.targets}
-        return Body(bindings + lines, results, self.kernels)
+        return Body(bindings + lines, results, self.kernels, plan.slots)
+
+    # memory planning
+    def _buffer_plan(self, statements: list[str]) -> BufferPlan:
+        """Workspace slots for the statements whose op can write into `out=` (see memory)."""
+        if not self.buffers:
+            return BufferPlan({}, 0)
+        candidates = {
+            n
+            for n in statements
+            if get_op(self.graph.nodes[n]["op"]).ufunc
+            and _worth_a_buffer(spec(self.graph, n).shape)
+        }
+        candidates -= set(self.targets)
+        fresh = {n for n in statements if get_op(self.graph.nodes[n]["op"]).gives_fresh_array}
+        return plan_buffers(
+            statements,
+            self.reads,
+            candidates,
+            fresh,
+            self.targets,
+            key=lambda n: (tuple(spec(self.graph, n).shape), spec(self.graph, n).dtype),
+        )
+
+    def _statement(self, node: str, plan: BufferPlan) -> list[str]:
+        """`name = expression`, or for a planned node its result computed in its buffer."""
+        name = self.names[node]
+        if node not in plan.slot:
+            return [f"{name} = {self.render(node)[0]}"]
+        out = spec(self.graph, node)
+        e = EmitContext(self, node)
+        buffer = f"_out(scratch, {plan.slot[node]}, {e.shape(out.shape)}, {out.dtype!r})"
+        return self._into(node, name, buffer)
+
+    def _into(self, node: str, var: str, out: str) -> list[str]:
+        """Statements leaving `node`'s value in `var`, written into `out` (an expression).
+
+        An elementwise op whose operand is an inlined ufunc result of its own shape and
+        dtype computes that operand into `out` first, then updates it in place.
+        """
+        op = get_op(self.graph.nodes[node]["op"])
+        e = EmitContext(self, node)
+        chained = self._chained_operand(node) if op.elementwise else None
+        if chained is None:
+            args = [e.arg(i) for i in range(len(e.ins))] + list(op.ufunc_extra)
+            return [f"{var} = {op.ufunc}({', '.join(args)}, out={out})"]
+        lines = self._into(e.operand(chained), var, out)
+        others = [var if i == chained else e.arg(i) for i in range(len(e.ins))]
+        if len(others) == 2 and op.ufunc in _AUGMENTED:
+            if chained == 0 or op.ufunc in _COMMUTATIVE:
+                lines.append(f"{var} {_AUGMENTED[op.ufunc]} {others[1 - chained]}")
+                return lines
+        args = ", ".join(others + list(op.ufunc_extra))
+        lines.append(f"{op.ufunc}({args}, out={var})")
+        return lines
+
+    def _chained_operand(self, node: str) -> int | None:
+        """The operand position of `node` that can be computed in node's own buffer."""
+        want = spec(self.graph, node)
+        slots = operand_slots(self.graph, node, len(get_op(self.graph.nodes[node]["op"]).operands))
+        for i, arg in enumerate(slots):
+            if arg is None or arg not in self.inlined:
+                continue
+            have = spec(self.graph, arg)
+            if (
+                get_op(self.graph.nodes[arg]["op"]).ufunc
+                and tuple(have.shape) == tuple(want.shape)
+                and have.dtype == want.dtype
+            ):
+                return i
+        return None
 
     def _last_uses(self, statements: list[str]) -> dict[int, list[str]]:
         last: dict[str, int] = {}
@@ -330,6 +422,14 @@ class FunctionEmitter:
     def _label(self, node: str) -> str:
         """A node's variable name, or "" when it has none (inlined)."""
         return "" if node in self.inlined else self.names[node]
+
+
+def _worth_a_buffer(shape) -> bool:
+    if not shape:
+        return False
+    if any(isinstance(d, str) for d in shape):
+        return True
+    return math.prod(shape) >= MIN_BUFFER_ELEMENTS
 
 
 def formula_for(formula: str, operand: str) -> str:

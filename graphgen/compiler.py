@@ -37,11 +37,16 @@ def leaves(graph: nx.MultiDiGraph) -> list[str]:
     return [n for n, op in graph.nodes(data="op") if op in ("input", "param")]
 
 
-def compile_source(graph: Any, wrt: Any = None, checks: bool = True) -> Compiled:
+def compile_source(
+    graph: Any, wrt: Any = None, checks: bool = True, buffers: bool = True
+) -> Compiled:
     """Run the whole pipeline on `graph`; returns the black-formatted module source.
 
     checks: each generated function starts by checking its inputs (rank, dims, dtype kind);
     False leaves the checks out for the fastest code.
+    buffers: large ufunc results are written with `out=` into buffers of an optional
+    workspace, and elementwise chains are updated in place (see graphgen.memory); False
+    emits every statement as one plain expression, as a textbook would write it.
     """
     forward = validate(graph)
     wrt = check_wrt(forward, _wrt_names(wrt))
@@ -51,7 +56,7 @@ def compile_source(graph: Any, wrt: Any = None, checks: bool = True) -> Compiled
     params = {leaf: namespace.claim(leaf) for leaf in inputs}
     functions, kernels = [], set()
 
-    body = _emit(prune(forward, outputs), outputs, inputs, params)
+    body = _emit(prune(forward, outputs), outputs, inputs, params, buffers)
     functions.append(_function("forward", body, params, inputs, outputs, doc=_FORWARD_DOC))
     kernels |= body.kernels
 
@@ -59,7 +64,7 @@ def compile_source(graph: Any, wrt: Any = None, checks: bool = True) -> Compiled
     differentiable = bool(wrt) and spec(forward, outputs[0]).is_float
     if differentiable and spec(forward, outputs[0]).shape == ():
         joint = build_joint(forward, wrt)
-        body, grads = _emit_joint(joint, outputs, wrt, inputs, params)
+        body, grads = _emit_joint(joint, outputs, wrt, inputs, params, buffers)
         functions.append(
             _function("value_and_grad", body, params, inputs, outputs, grads, _VAG_DOC)
         )
@@ -68,7 +73,7 @@ def compile_source(graph: Any, wrt: Any = None, checks: bool = True) -> Compiled
         vjp = build_joint(forward, wrt, seed_input=True)
         seed_param = "cotangent"  # reserved: no graph name can take it
         body, grads = _emit_joint(
-            vjp, outputs, wrt, inputs + [vjp.seed], {**params, vjp.seed: seed_param}
+            vjp, outputs, wrt, inputs + [vjp.seed], {**params, vjp.seed: seed_param}, buffers
         )
         fn = _function(
             "vjp", body, params, inputs, outputs, grads, _VJP_DOC, extra_param=seed_param
@@ -89,6 +94,7 @@ def compile_source(graph: Any, wrt: Any = None, checks: bool = True) -> Compiled
             checks=checks,
             input_domains=repr(input_domains(forward)),
             kernels=[kernel_source(k) for k in sorted(kernels)],
+            workspace=any(f["buffers"] for f in functions),
             functions=[_finish(f, checks) for f in functions],
         )
     )
@@ -117,9 +123,13 @@ def _specs(graph: nx.MultiDiGraph, nodes: list[str]) -> str:
 
 
 def _emit(
-    graph: nx.MultiDiGraph, targets: list[str], inputs: list[str], params: dict[str, str]
+    graph: nx.MultiDiGraph,
+    targets: list[str],
+    inputs: list[str],
+    params: dict[str, str],
+    buffers: bool = True,
 ) -> Body:
-    return FunctionEmitter(graph, targets, inputs, params).body()
+    return FunctionEmitter(graph, targets, inputs, params, buffers).body()
 
 
 def optimize_joint(
@@ -134,10 +144,12 @@ def optimize_joint(
     return graph, targets[: len(outputs)], targets[len(outputs) :]
 
 
-def _emit_joint(joint: Joint, outputs, wrt, inputs, params) -> tuple[Body, dict[str, str]]:
+def _emit_joint(
+    joint: Joint, outputs, wrt, inputs, params, buffers: bool
+) -> tuple[Body, dict[str, str]]:
     graph, out_targets, grad_targets = optimize_joint(joint, outputs, wrt)
     targets = out_targets + grad_targets
-    body = _emit(graph, list(dict.fromkeys(targets)), inputs, params)
+    body = _emit(graph, list(dict.fromkeys(targets)), inputs, params, buffers)
     grads = {}
     seen: set[str] = set()
     for w, node in zip(wrt, grad_targets):
@@ -178,12 +190,30 @@ def _function(
     if grads is not None:
         ret = f"{value}, {{" + ", ".join(f"{w!r}: {e}" for w, e in grads.items()) + "}"
     plist = [params[i] for i in inputs] + ([extra_param] if extra_param else [])
-    return {"name": name, "params": ", ".join(plist), "lines": body.lines, "ret": ret, "doc": doc}
+    return {
+        "name": name,
+        "params": ", ".join(plist),
+        "signature": ", ".join([*plist, "*", f"{WORKSPACE}=None"]),
+        "lines": body.lines,
+        "ret": ret,
+        "doc": doc,
+        "buffers": body.buffers,
+    }
+
+
+WORKSPACE = "workspace"  # reserved names (naming.MODULE_NAMES): no graph name can take them
 
 
 def _finish(fn: dict, checks: bool) -> dict:
-    check = [f"_check_inputs({fn['params']})"] if checks else []
-    return {**fn, "lines": [*check, *fn["lines"], f"return {fn['ret']}"]}
+    """The function's lines: input checks, the workspace prologue, the body, return."""
+    params = fn["params"]
+    start = [f"_check_inputs({params})"] if checks else []
+    if fn["buffers"]:
+        # in-place updates below must not round a mix of float32 and float64 to float32
+        names = params if "," in params else f"({params},)"
+        start.append(f"{names} = _common_float({params})")
+        start.append(f"scratch = _scratch({WORKSPACE}, {fn['name']!r}, {params})")
+    return {**fn, "lines": [*start, *fn["lines"], f"return {fn['ret']}"]}
 
 
 def _module_doc(graph, inputs, outputs, wrt, functions) -> str:

@@ -417,7 +417,8 @@ class _Document:
         return "\n".join(rows)
 
     def _code(self) -> str:
-        source = compile_source(self.graph, self.wrt).source
+        # plain statements: a derivation reads best without buffers and in-place updates
+        source = compile_source(self.graph, self.wrt, buffers=False).source
         name = "value_and_grad" if self.scalar else "vjp"
         tree = ast.parse(source)
         found = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name]

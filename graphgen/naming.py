@@ -28,6 +28,8 @@ MODULE_NAMES = frozenset(
         "INPUT_DOMAINS",
         "OUTPUT_SPECS",
         "cotangent",
+        "workspace",
+        "scratch",
     }
 )
 _RESERVED = (

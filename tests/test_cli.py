@@ -127,9 +127,23 @@ def test_compile_name_renames_the_graph(mlp_json, capsys):
     assert "from graph digits_head." in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "flags, options",
+    [
+        (["--no-buffers"], {"buffers": False}),
+        (["--no-checks"], {"checks": False}),
+        (["--no-checks", "--no-buffers"], {"checks": False, "buffers": False}),
+    ],
+)
+def test_compile_flags_match_the_python_options(mlp_json, capsys, flags, options):
+    assert main(["compile", str(mlp_json), *flags]) == 0
+    source = capsys.readouterr().out
+    assert source == gg.generate(mlp(), **options) != gg.generate(mlp())
+
+
 def test_compile_accepts_a_model_function(model_py, capsys):
     assert main(["compile", f"{model_py}:positive"]) == 0
-    assert "def value_and_grad(a):" in capsys.readouterr().out
+    assert "def value_and_grad(a, *, workspace=None):" in capsys.readouterr().out
 
 
 # ---- errors: one line, exit 2, no output file ---------------------------------------------

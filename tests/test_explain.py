@@ -127,13 +127,14 @@ def test_non_scalar_output_is_seeded_with_the_vjp_cotangent():
     g.output(gg.exp(w, name="e"))
     doc = explain(g)
     assert r"Seed: $\bar{e} = u$, the cotangent given to `vjp`" in doc
-    assert "```python\ndef vjp(w, cotangent):" in doc
+    assert "```python\ndef vjp(w, cotangent, *, workspace=None):" in doc
 
 
 def test_the_generated_code_closes_the_document():
     doc = explain(mlp())
     code = doc[doc.index("## The generated code") :]
-    assert "def value_and_grad(x, y, W1, b1, W2, b2):" in code
+    assert "def value_and_grad(x, y, W1, b1, W2, b2, *, workspace=None):" in code
+    assert "_out(" not in code  # the plain form: no buffers, no in-place updates
     assert "d_h1 = d_logits @ W2.T" in code
 
 

@@ -10,7 +10,9 @@ which draws ops through a table.
 
 from __future__ import annotations
 
+import copy
 import os
+from unittest import mock
 
 import black
 import numpy as np
@@ -18,6 +20,7 @@ from hypothesis import HealthCheck, given, note, seed, settings
 from strategies import FuzzCase, fuzz_cases, undrawn_ops
 
 import graphgen as gg
+from graphgen import codegen
 
 EXAMPLES = int(os.environ.get("GRAPHGEN_FUZZ_EXAMPLES", "200"))
 SEED = int(os.environ.get("GRAPHGEN_FUZZ_SEED", "0"))
@@ -41,6 +44,7 @@ def run_case(case: FuzzCase) -> None:
     first = model.graph.nodes[model.outputs[0]]
     if case.wrt and first["dtype"] in ("float32", "float64"):
         check_gradient_dtypes(model, case)
+        check_workspace(model, case)
         gg.gradcheck(model, inputs, **TOLERANCE)  # in float64, whatever the graph declares
 
 
@@ -67,12 +71,49 @@ def check_gradient_dtypes(model: gg.Model, case: FuzzCase) -> None:
         assert np.asarray(grad).dtype == case.inputs[name].dtype, f"gradient of {name}"
 
 
+def check_workspace(model: gg.Model, case: FuzzCase) -> None:
+    """With a workspace, results are bitwise those without one, and a later call leaves the
+    arrays an earlier call returned untouched."""
+
+    def call(inputs, workspace=None):
+        first = np.asarray(model.forward(**inputs)[0 if len(model.outputs) > 1 else ...])
+        if first.ndim == 0:
+            return model.value_and_grad(**inputs, workspace=workspace)
+        return model.vjp(**inputs, cotangent=np.ones_like(first), workspace=workspace)
+
+    halved = {k: v * 0.5 if v.dtype.kind == "f" else v for k, v in case.inputs.items()}
+    workspace: dict = {}
+    earlier = call(case.inputs, workspace)
+    kept = copy.deepcopy(earlier)
+    for inputs in (halved, case.inputs):
+        got, want = call(inputs, workspace), call(inputs)
+        for name in want[1]:
+            np.testing.assert_array_equal(got[1][name], want[1][name], err_msg=name)
+    for name in kept[1]:
+        np.testing.assert_array_equal(earlier[1][name], kept[1][name], err_msg=name)
+
+
 @FUZZ
 @seed(SEED)  # the same graphs on every run
 @given(fuzz_cases(float_dtypes=("float64", "float32")))
 def test_random_graphs(case):
     note(case.describe())
     run_case(case)
+
+
+@settings(FUZZ, max_examples=max(EXAMPLES // 2, 1))
+@seed(SEED + 1)
+@given(fuzz_cases(float_dtypes=("float64", "float32")))
+def test_random_graphs_with_every_result_in_a_workspace_buffer(case):
+    """Memory planning leaves small results to malloc; here every ufunc result is planned,
+    so buffer sharing and in-place chains meet every shape the fuzzer draws."""
+    note(case.describe())
+    with mock.patch.object(codegen, "MIN_BUFFER_ELEMENTS", 1):
+        model = gg.compile(case.graph, wrt=case.wrt)
+        first = model.graph.nodes[model.outputs[0]]
+        if case.wrt and first["dtype"] in ("float32", "float64"):
+            check_workspace(model, case)
+            gg.gradcheck(model, case.inputs, **TOLERANCE)
 
 
 # Registry ops the fuzzer does not draw yet, each with why. A new op must either get an

@@ -174,7 +174,7 @@ def test_odd_names_compile_to_the_same_numbers(text):
 
 def test_generated_names_are_plain_unique_identifiers():
     model = gg.compile(small_graph("g", "batch", hostile_names("é x")))
-    params = model.source.split("def forward(")[1].split(")")[0].split(", ")
+    params = model.source.split("def forward(")[1].split(", *, workspace=None)")[0].split(", ")
     assert len(set(params)) == len(params) == 4
     assert all(p.isidentifier() and p.isascii() and not keyword.iskeyword(p) for p in params)
 

@@ -83,6 +83,7 @@ for _name, _kernels, _vjp, _formula, _doc in (
             tests=tuple(TestCase(shapes=(s,)) for s in _SHAPES)
             + (TestCase(shapes=((5,),), domains=("nonzero",)),),
             doc=_doc,
+            fresh=True,
         )
     )
 
@@ -167,6 +168,7 @@ register(
         tests=tuple(TestCase(shapes=(s,)) for s in _SHAPES)
         + tuple(TestCase(shapes=(s,), attrs={"approximate": "tanh"}) for s in _SHAPES),
         doc='x * Phi(x); approximate="tanh" uses the tanh approximation',
+        fresh=True,
     )
 )
 
@@ -187,5 +189,6 @@ register(
         formula="dx = g * phi(x) * (2 - x**2)",
         tests=tuple(TestCase(shapes=(s,)) for s in _SHAPES),
         doc="Phi(x) + x * phi(x), the exact GELU's derivative (its VJP uses it), one pass",
+        fresh=True,
     )
 )

@@ -43,8 +43,16 @@ def _call(fn: str) -> Callable:
 
 
 def unary(
-    name: str, emit, vjp, formula: str, domain: str = "real", prec: int = ATOM, doc: str = ""
+    name: str,
+    emit,
+    vjp,
+    formula: str,
+    domain: str = "real",
+    prec: int = ATOM,
+    doc: str = "",
+    ufunc: tuple[str, ...] = (),
 ):
+    """Register an elementwise unary op; ufunc: (NumPy ufunc, arguments after x) it equals."""
     register(
         OpDef(
             name=name,
@@ -56,6 +64,9 @@ def unary(
             formula=formula,
             tests=tuple(TestCase(shapes=(s,), domains=(domain,)) for s in _UNARY_SHAPES),
             doc=doc,
+            ufunc=ufunc[0] if ufunc else None,
+            ufunc_extra=tuple(ufunc[1:]),
+            elementwise=bool(ufunc),
         )
     )
 
@@ -67,27 +78,44 @@ unary(
     "dx = -g",
     prec=UNARY,
     doc="-x",
+    ufunc=("np.negative",),
 )
-unary("exp", _call("np.exp"), lambda g, out, args, attrs: (g * out,), "dx = g * exp(x)")
-unary("log", _call("np.log"), lambda g, out, args, attrs: (g / args[0],), "dx = g / x", "positive")
+unary(
+    "exp",
+    _call("np.exp"),
+    lambda g, out, args, attrs: (g * out,),
+    "dx = g * exp(x)",
+    ufunc=("np.exp",),
+)
+unary(
+    "log",
+    _call("np.log"),
+    lambda g, out, args, attrs: (g / args[0],),
+    "dx = g / x",
+    "positive",
+    ufunc=("np.log",),
+)
 unary(
     "sqrt",
     _call("np.sqrt"),
     lambda g, out, args, attrs: (g * 0.5 / out,),
     "dx = g * 0.5 / sqrt(x)",
     "positive",
+    ufunc=("np.sqrt",),
 )
 unary(
     "square",
     _call("np.square"),
     lambda g, out, args, attrs: (g * 2.0 * args[0],),
     "dx = g * 2 * x",
+    ufunc=("np.square",),
 )
 unary(
     "tanh",
     _call("np.tanh"),
     lambda g, out, args, attrs: (g * (1.0 - F.square(out)),),
     "dx = g * (1 - tanh(x)**2)",
+    ufunc=("np.tanh",),
 )
 unary(
     "sigmoid",
@@ -104,6 +132,7 @@ unary(
     lambda g, out, args, attrs: (F.where(out > 0, g, 0.0),),
     "dx = g * (y > 0), y = relu(x)   (relu'(0) = 0)",
     "nonzero",
+    ufunc=("np.maximum", "0"),
 )
 
 # ---- binary arithmetic ---------------------------------------------------------------
@@ -149,6 +178,8 @@ def binary(name, symbol, prec, vjp, formula, domains=("real", "real"), infer=_ar
             formula=formula,
             tests=tuple(TestCase(shapes=s, domains=domains) for s in _BINARY_SHAPES),
             doc=f"x1 {symbol} x2, broadcasting",
+            ufunc=f"np.{name}",
+            elementwise=True,
         )
     )
 
@@ -229,6 +260,8 @@ for _name, _wins, _word in (
             formula=f"dx1 = g where x1 is the {_word}, g / 2 on ties, else 0; dx2 likewise",
             tests=tuple(TestCase(shapes=s) for s in _BINARY_SHAPES),
             doc=f"the elementwise {_word} of x1 and x2, broadcasting",
+            ufunc=f"np.{_name}",
+            elementwise=True,
         )
     )
 
@@ -344,6 +377,7 @@ register(
             TestCase(shapes=((3, 4), (4,), ()), domains=("bool", "real", "real")),
         ),
         doc="x1 where condition else x2",
+        fresh=True,
     )
 )
 

@@ -103,5 +103,6 @@ register(
             TestCase(shapes=((3, 1), (1, 4))),
         ),
         doc="x1 @ x2 with NumPy's matmul semantics",
+        ufunc="np.matmul",
     )
 )

@@ -61,6 +61,7 @@ register(
         infer=_softmax_infer,
         emit=lambda e: f"_softmax({e.arg(0)}, axis={e.attrs['axis']})",
         kernel="softmax",
+        fresh=True,
         vjp=_softmax_vjp,
         formula="dx = p * (g - sum(g * p, axis)), p = softmax(x)  (fused)",
         tests=_SOFTMAX_TESTS,
@@ -75,6 +76,7 @@ register(
         infer=_softmax_infer,
         emit=lambda e: f"_log_softmax({e.arg(0)}, axis={e.attrs['axis']})",
         kernel="log_softmax",
+        fresh=True,
         vjp=_log_softmax_vjp,
         formula="dx = g - exp(y) * sum(g, axis), y = log_softmax(x)  (fused)",
         tests=_SOFTMAX_TESTS,
@@ -117,6 +119,7 @@ def _sce_vjp(g, out, args, attrs):
 register(
     OpDef(
         name="softmax_cross_entropy",
+        fresh=True,
         operands=("logits", "labels"),
         attrs=_REDUCTION,
         infer=_sce_infer,
@@ -157,6 +160,7 @@ def _mse_vjp(g, out, args, attrs):
 register(
     OpDef(
         name="mse_loss",
+        fresh=True,
         operands=("input", "target"),
         attrs=_REDUCTION,
         infer=_mse_infer,

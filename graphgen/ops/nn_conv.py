@@ -143,6 +143,7 @@ _X, _W = (2, 3, 6, 5), (4, 3, 3, 2)
 register(
     OpDef(
         name="conv2d",
+        fresh=True,
         operands=("x", "w", "b"),
         optional=("b",),
         attrs=CONV_ATTRS,
@@ -220,6 +221,7 @@ def _out_shape(x, w, attrs) -> tuple:
 register(
     OpDef(
         name="conv2d_input_grad",
+        fresh=True,
         operands=("g", "w"),
         attrs=_INPUT_GRAD_ATTRS,
         infer=_input_grad_infer,
@@ -266,6 +268,7 @@ def _weight_grad_vjp(u, out, args, attrs):
 register(
     OpDef(
         name="conv2d_weight_grad",
+        fresh=True,
         operands=("x", "g"),
         attrs={
             "kernel_size": Attr(convert=as_pair(1), doc="(kh, kw) of the weights"),

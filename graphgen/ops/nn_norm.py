@@ -134,6 +134,7 @@ register(
         infer=_ln_infer,
         emit=_emit(_ln_axes, _ln_axis_text),
         kernel="normalize",
+        fresh=True,
         vjp=_ln_vjp,
         formula=_FORMULA,
         tests=(

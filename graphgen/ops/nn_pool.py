@@ -99,6 +99,7 @@ def _grad_infer(x: TensorSpec, g: TensorSpec, attrs: dict) -> None:
 register(
     OpDef(
         name="max_pool2d",
+        fresh=True,
         operands=("x",),
         attrs=POOL_ATTRS,
         infer=_pool_infer,
@@ -122,6 +123,7 @@ def _max_grad_infer(specs, attrs) -> TensorSpec:
 register(
     OpDef(
         name="max_pool2d_grad",
+        fresh=True,
         operands=("x", "g"),
         attrs=POOL_ATTRS,
         infer=_max_grad_infer,

@@ -181,6 +181,7 @@ for _name, _infer, _vjp, _formula, _domain in (
             formula=_formula,
             tests=tuple(TestCase(shapes=(s,), attrs=a, domains=(_domain,)) for s, a in _AXIS_CASES),
             doc=f"np.{_name}(x, axis, keepdims)",
+            fresh=True,
         )
     )
 
@@ -234,6 +235,7 @@ for _name, _vjp, _formula in (
             formula=_formula,
             tests=tuple(TestCase(shapes=(s,), attrs=a) for s, a in _STD_CASES),
             doc=f"np.{_name}(x, axis, ddof, keepdims)",
+            fresh=True,
         )
     )
 

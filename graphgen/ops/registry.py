@@ -103,6 +103,13 @@ class OpDef:
               vjp see None in their place (specs, `e.ins`, `args`)
     builder   the public function, for the few ops whose NumPy signature is not operands
               then attrs (``einsum(subscripts, *operands)``); default: made from the above
+    ufunc     the NumPy function the op is, called on its operands then `ufunc_extra`
+              (``np.add``; relu: ``np.maximum`` with ``0``): codegen can then hand it an
+              ``out=`` buffer. Only for functions that give a fresh array, never a view.
+    elementwise  with `ufunc`: the result is computed element by element, so an operand of
+              the result's shape and dtype can be updated in place (``h += b``)
+    fresh     the emitted expression always gives a new array, never a view of or the same
+              object as an operand (true of every `ufunc` op): memory planning relies on it
     """
 
     name: str
@@ -120,6 +127,15 @@ class OpDef:
     leaf: bool = False
     reads_operands: bool = True  # False: emitted from the operands' static shapes alone
     optional: tuple[str, ...] = ()
+    ufunc: str | None = None
+    ufunc_extra: tuple[str, ...] = ()
+    elementwise: bool = False
+    fresh: bool = False
+
+    @property
+    def gives_fresh_array(self) -> bool:
+        """Whether a node's value never shares memory with its operands."""
+        return self.fresh or self.ufunc is not None
 
     @property
     def required(self) -> tuple[str, ...]:

@@ -81,6 +81,59 @@ def _check_inputs(*values):
                 )
 
 
+# the declared dtype of each input in INPUTS order, then of vjp's cotangent
+_LEAF_DTYPES = [INPUT_SPECS[name]["dtype"] for name in INPUTS] + [
+    OUTPUT_SPECS[OUTPUTS[0]]["dtype"]
+]
+
+
+def _common_float(*leaves):
+    """The leaves, with float arrays of mixed precision promoted to their common dtype.
+
+    The functions update some intermediates in place (`h += b`), which keeps h's dtype
+    where an expression would promote it. With the declared dtypes, or one float
+    precision among the arrays, the two agree; only a mix (say float32 data with float64
+    weights in a float64 graph) is promoted here, before anything is computed.
+    """
+    dtypes = [getattr(leaf, "dtype", None) for leaf in leaves]
+    if all(d == want for d, want in zip(dtypes, _LEAF_DTYPES)):
+        return leaves
+    floats = {d for d in dtypes if d is not None and d.kind == "f"}
+    if len(floats) < 2:
+        return leaves
+    common = np.result_type(*floats)
+    return tuple(
+        leaf.astype(common) if d is not None and d.kind == "f" else leaf
+        for leaf, d in zip(leaves, dtypes)
+    )
+
+
+def _scratch(workspace, function, *leaves):
+    """The buffers `function` keeps in `workspace` between calls, or None (then NumPy
+    allocates every result). Without a workspace, or when an input is not of its declared
+    dtype (the buffers have the declared dtypes), the function allocates as usual.
+
+    workspace: a dict owned by the caller, passed again at every call; one per thread.
+    """
+    if workspace is None:
+        return None
+    for leaf, want in zip(leaves, _LEAF_DTYPES):
+        if getattr(leaf, "dtype", None) != want:
+            return None
+    return workspace.setdefault(function, {})
+
+
+def _out(scratch, slot, shape, dtype):
+    """The buffer for `slot` (made on first use, and again when the shape changes), or
+    None without scratch, so that the ufunc allocates its result."""
+    if scratch is None:
+        return None
+    buffer = scratch.get(slot)
+    if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+        buffer = scratch[slot] = np.empty(shape, dtype)
+    return buffer
+
+
 def _softmax(x, axis):
     """Softmax along axis, shifted by the max so that exp never overflows."""
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
@@ -100,44 +153,58 @@ def _softmax_cross_entropy(logits, labels, reduction):
     return losses
 
 
-def forward(x, y, W1, b1, W2, b2):
+def forward(x, y, W1, b1, W2, b2, *, workspace=None):
     """The graph's outputs (a tuple when there are several). Keeps no residuals."""
     _check_inputs(x, y, W1, b1, W2, b2)
-    z1 = x @ W1 + b1
-    h1 = np.tanh(z1)
+    x, y, W1, b1, W2, b2 = _common_float(x, y, W1, b1, W2, b2)
+    scratch = _scratch(workspace, "forward", x, y, W1, b1, W2, b2)
+    batch = x.shape[0]
+    z1 = np.matmul(x, W1, out=_out(scratch, 0, (batch, 5), "float64"))
+    z1 += b1
+    h1 = np.tanh(z1, out=_out(scratch, 1, (batch, 5), "float64"))
     del z1
-    logits = h1 @ W2 + b2
+    logits = np.matmul(h1, W2, out=_out(scratch, 2, (batch, 4), "float64"))
+    logits += b2
     del h1
     loss = _softmax_cross_entropy(logits, y, "mean")
     del logits
     return loss
 
 
-def value_and_grad(x, y, W1, b1, W2, b2):
+def value_and_grad(x, y, W1, b1, W2, b2, *, workspace=None):
     """(value, grads): the outputs and the gradient of the first, a dict keyed by WRT."""
     _check_inputs(x, y, W1, b1, W2, b2)
+    x, y, W1, b1, W2, b2 = _common_float(x, y, W1, b1, W2, b2)
+    scratch = _scratch(workspace, "value_and_grad", x, y, W1, b1, W2, b2)
     batch = x.shape[0]
-    z1 = x @ W1 + b1
-    h1 = np.tanh(z1)
+    z1 = np.matmul(x, W1, out=_out(scratch, 0, (batch, 5), "float64"))
+    z1 += b1
+    h1 = np.tanh(z1, out=_out(scratch, 1, (batch, 5), "float64"))
     del z1
-    logits = h1 @ W2 + b2
+    logits = np.matmul(h1, W2, out=_out(scratch, 2, (batch, 4), "float64"))
+    logits += b2
     loss = _softmax_cross_entropy(logits, y, "mean")
     # seed: the derivative of loss with respect to itself is 1
     d_loss = np.ones_like(loss)
     # softmax_cross_entropy VJP for logits: dlogits = (softmax(logits) - onehot(labels)) * g / N  | logits=logits (batch, 4), labels=y (batch,) -> loss ()
-    d_logits = (_softmax(logits, axis=-1) - (y[..., None] == np.arange(4))) * (
-        d_loss / batch
+    d_logits = np.subtract(
+        _softmax(logits, axis=-1),
+        y[..., None] == np.arange(4),
+        out=_out(scratch, 3, (batch, 4), "float64"),
     )
+    d_logits *= d_loss / batch
     del logits, d_loss
     # add VJP for b2: dx2 = g, summed over broadcast axes  | x1=(batch, 4), x2=b2 (4,) -> logits (batch, 4)
     d_b2 = np.sum(d_logits, axis=0)
     # matmul VJP for h1: dx1 = g @ x2^T  | x1=h1 (batch, 5), x2=W2 (5, 4) -> (batch, 4)
-    d_h1 = d_logits @ W2.T
+    d_h1 = np.matmul(d_logits, W2.T, out=_out(scratch, 0, (batch, 5), "float64"))
     # matmul VJP for W2: dx2 = x1^T @ g  | x1=h1 (batch, 5), x2=W2 (5, 4) -> (batch, 4)
     d_W2 = h1.T @ d_logits
     del d_logits
     # tanh VJP for z1: dx = g * (1 - tanh(x)**2)  | x=z1 (batch, 5) -> h1 (batch, 5)
-    d_z1 = d_h1 * (1.0 - np.square(h1))
+    d_z1 = np.square(h1, out=_out(scratch, 4, (batch, 5), "float64"))
+    np.subtract(1.0, d_z1, out=d_z1)
+    d_z1 *= d_h1
     del h1, d_h1
     # add VJP for b1: dx2 = g, summed over broadcast axes  | x1=(batch, 5), x2=b1 (5,) -> z1 (batch, 5)
     d_b1 = np.sum(d_z1, axis=0)
@@ -147,29 +214,38 @@ def value_and_grad(x, y, W1, b1, W2, b2):
     return loss, {"W1": d_W1, "b1": d_b1, "W2": d_W2, "b2": d_b2}
 
 
-def vjp(x, y, W1, b1, W2, b2, cotangent):
+def vjp(x, y, W1, b1, W2, b2, cotangent, *, workspace=None):
     """(outputs, grads): grads of <cotangent, first output>, a dict keyed by WRT."""
     _check_inputs(x, y, W1, b1, W2, b2, cotangent)
+    x, y, W1, b1, W2, b2, cotangent = _common_float(x, y, W1, b1, W2, b2, cotangent)
+    scratch = _scratch(workspace, "vjp", x, y, W1, b1, W2, b2, cotangent)
     batch = x.shape[0]
-    z1 = x @ W1 + b1
-    h1 = np.tanh(z1)
+    z1 = np.matmul(x, W1, out=_out(scratch, 0, (batch, 5), "float64"))
+    z1 += b1
+    h1 = np.tanh(z1, out=_out(scratch, 1, (batch, 5), "float64"))
     del z1
-    logits = h1 @ W2 + b2
+    logits = np.matmul(h1, W2, out=_out(scratch, 2, (batch, 4), "float64"))
+    logits += b2
     loss = _softmax_cross_entropy(logits, y, "mean")
     # softmax_cross_entropy VJP for logits: dlogits = (softmax(logits) - onehot(labels)) * g / N  | logits=logits (batch, 4), labels=y (batch,) -> loss ()
-    d_logits = (_softmax(logits, axis=-1) - (y[..., None] == np.arange(4))) * (
-        cotangent / batch
+    d_logits = np.subtract(
+        _softmax(logits, axis=-1),
+        y[..., None] == np.arange(4),
+        out=_out(scratch, 3, (batch, 4), "float64"),
     )
+    d_logits *= cotangent / batch
     del logits
     # add VJP for b2: dx2 = g, summed over broadcast axes  | x1=(batch, 4), x2=b2 (4,) -> logits (batch, 4)
     d_b2 = np.sum(d_logits, axis=0)
     # matmul VJP for h1: dx1 = g @ x2^T  | x1=h1 (batch, 5), x2=W2 (5, 4) -> (batch, 4)
-    d_h1 = d_logits @ W2.T
+    d_h1 = np.matmul(d_logits, W2.T, out=_out(scratch, 0, (batch, 5), "float64"))
     # matmul VJP for W2: dx2 = x1^T @ g  | x1=h1 (batch, 5), x2=W2 (5, 4) -> (batch, 4)
     d_W2 = h1.T @ d_logits
     del d_logits
     # tanh VJP for z1: dx = g * (1 - tanh(x)**2)  | x=z1 (batch, 5) -> h1 (batch, 5)
-    d_z1 = d_h1 * (1.0 - np.square(h1))
+    d_z1 = np.square(h1, out=_out(scratch, 4, (batch, 5), "float64"))
+    np.subtract(1.0, d_z1, out=d_z1)
+    d_z1 *= d_h1
     del h1, d_h1
     # add VJP for b1: dx2 = g, summed over broadcast axes  | x1=(batch, 5), x2=b1 (5,) -> z1 (batch, 5)
     d_b1 = np.sum(d_z1, axis=0)

@@ -1,0 +1,196 @@
+"""Workspace semantics: a generated function given a workspace (a dict it keeps its large
+intermediates in between calls) computes exactly what it computes without one, never hands
+out or later overwrites an array it returned, and by default (no workspace) stays
+reentrant across threads."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from graphs import mlp, mlp_inputs
+
+import graphgen as gg
+from benchmarks import impl_graphgen
+from benchmarks.workloads import WORKLOADS
+
+
+def workload_model(name: str, dtype: str = "float64"):
+    model = gg.compile(impl_graphgen.build(WORKLOADS[name], dtype))
+    return model, WORKLOADS[name]
+
+
+def workload_inputs(workload, dtype: str, seed: int) -> list[np.ndarray]:
+    values = workload.make_inputs(dtype, seed=seed)
+    return [values[name] for name in workload.input_names]
+
+
+def assert_same(a, b):
+    """Bitwise equality of (value, grads) results."""
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[1].keys() == b[1].keys()
+    for key in a[1]:
+        assert a[1][key].dtype == b[1][key].dtype
+        np.testing.assert_array_equal(a[1][key], b[1][key], err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["mlp-b32", "cnn", "transformer"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_results_are_identical_with_and_without_a_workspace(name, dtype):
+    model, workload = workload_model(name, dtype)
+    workspace: dict = {}
+    for seed in range(3):  # the second and third calls reuse the first call's buffers
+        args = workload_inputs(workload, dtype, seed)
+        assert_same(
+            model.module.value_and_grad(*args, workspace=workspace),
+            model.module.value_and_grad(*args),
+        )
+    assert workspace["value_and_grad"], "the workspace was not used"
+
+
+def test_arrays_returned_are_never_changed_by_a_later_call():
+    model, workload = workload_model("transformer")
+    workspace: dict = {}
+    first = model.module.value_and_grad(
+        *workload_inputs(workload, "float64", 0), workspace=workspace
+    )
+    kept = (np.copy(first[0]), {k: np.copy(v) for k, v in first[1].items()})
+    model.module.value_and_grad(*workload_inputs(workload, "float64", 1), workspace=workspace)
+    assert_same(first, kept)
+    buffers = [id(b) for b in workspace["value_and_grad"].values()]
+    returned = [first[0], *first[1].values()]
+    for array in returned:  # and none of them is, or views, a workspace buffer
+        for buffer in workspace["value_and_grad"].values():
+            assert not np.shares_memory(array, buffer)
+    assert len(set(buffers)) == len(buffers)
+
+
+def test_a_workspace_is_allocated_once_and_reused_by_every_later_call():
+    model, workload = workload_model("mlp-b32")
+    workspace: dict = {}
+    model.module.value_and_grad(*workload_inputs(workload, "float64", 0), workspace=workspace)
+    first = {slot: id(buffer) for slot, buffer in workspace["value_and_grad"].items()}
+    for seed in (1, 2):
+        model.module.value_and_grad(
+            *workload_inputs(workload, "float64", seed), workspace=workspace
+        )
+    assert {slot: id(b) for slot, b in workspace["value_and_grad"].items()} == first
+
+
+def test_dead_forward_buffers_are_reused_by_the_backward_pass():
+    model = gg.compile(mlp())
+    workspace: dict = {}
+    inputs = mlp_inputs(np.random.default_rng(0))
+    model.value_and_grad(**inputs, workspace=workspace)
+    planned = model.source.split("def value_and_grad")[1].split("def vjp")[0].count("_out(")
+    assert 0 < len(workspace["value_and_grad"]) < planned
+
+
+def test_a_new_batch_size_gets_new_buffers_and_right_results(rng):
+    model = gg.compile(mlp())
+    workspace: dict = {}
+    for batch in (8, 3, 8, 1):
+        inputs = mlp_inputs(rng, batch=batch)
+        assert_same(
+            model.value_and_grad(**inputs, workspace=workspace), model.value_and_grad(**inputs)
+        )
+
+
+def test_forward_and_vjp_take_a_workspace_too(rng):
+    model = gg.compile(mlp())
+    workspace: dict = {}
+    inputs = mlp_inputs(rng)
+    for _ in range(2):
+        np.testing.assert_array_equal(
+            model.forward(**inputs, workspace=workspace), model.forward(**inputs)
+        )
+        assert_same(
+            model.vjp(**inputs, cotangent=np.float64(0.5), workspace=workspace),
+            model.vjp(**inputs, cotangent=np.float64(0.5)),
+        )
+    assert set(workspace) == {"forward", "vjp"}
+
+
+def test_inputs_not_of_the_declared_dtype_leave_the_workspace_unused(rng):
+    model = gg.compile(mlp())  # float64
+    workspace: dict = {}
+    inputs = {
+        k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in mlp_inputs(rng).items()
+    }
+    value, grads = model.value_and_grad(**inputs, workspace=workspace)
+    assert workspace == {}
+    assert value.dtype == np.float32 and grads["W1"].dtype == np.float32
+    assert_same((value, grads), model.value_and_grad(**inputs))
+
+
+def test_mixed_precision_inputs_compute_in_the_wider_dtype(rng):
+    """In-place updates keep an array's dtype, so a mix of float32 and float64 inputs is
+    promoted on entry: the result is what NumPy's promotion gives, float64 throughout."""
+    model = gg.compile(mlp())
+    inputs = mlp_inputs(rng)
+    mixed = dict(inputs, x=inputs["x"].astype(np.float32))
+    widened = dict(inputs, x=mixed["x"].astype(np.float64))
+    value, grads = model.value_and_grad(**mixed)
+    assert grads["W1"].dtype == np.float64 and grads["b1"].dtype == np.float64
+    assert_same((value, grads), model.value_and_grad(**widened))
+
+
+def test_default_calls_are_reentrant_across_threads():
+    model, workload = workload_model("mlp-b32")
+    calls = [workload_inputs(workload, "float64", seed) for seed in range(8)]
+    expected = [model.module.value_and_grad(*args) for args in calls]
+    results: dict[int, tuple] = {}
+
+    def run(k: int) -> None:
+        for _ in range(5):
+            results[k] = model.module.value_and_grad(*calls[k])
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, want in enumerate(expected):
+        assert_same(results[k], want)
+
+
+def test_threads_with_a_workspace_each_get_right_results():
+    model, workload = workload_model("mlp-b32")
+    calls = [workload_inputs(workload, "float64", seed) for seed in range(4)]
+    expected = [model.module.value_and_grad(*args) for args in calls]
+    failures: list[str] = []
+
+    def run(k: int) -> None:
+        workspace: dict = {}
+        for _ in range(5):
+            got = model.module.value_and_grad(*calls[k], workspace=workspace)
+            if not all(np.array_equal(got[1][w], expected[k][1][w]) for w in got[1]):
+                failures.append(f"thread {k}")
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+def test_an_output_that_views_an_intermediate_keeps_it_out_of_the_workspace(rng):
+    """`transpose(tanh(x @ W))` is returned as a view of tanh's result: that result must be
+    a fresh array at every call, not a workspace buffer the next call overwrites."""
+    g = gg.Graph("view_out")
+    x = g.input("x", ("batch", 4))
+    W = g.param("W", (4, 3))
+    h = gg.tanh(x @ W, name="h")
+    g.output(gg.sum(h, name="loss"), gg.transpose(h, name="hT"))
+    model = gg.compile(g)
+    workspace: dict = {}
+    x0, W0 = rng.standard_normal((5, 4)), rng.standard_normal((4, 3))
+    (_, first_hT), _ = model.value_and_grad(x0, W0, workspace=workspace)
+    (_, first_fwd) = model.forward(x0, W0, workspace=workspace)
+    kept, kept_fwd = first_hT.copy(), first_fwd.copy()
+    model.value_and_grad(2 * x0, W0, workspace=workspace)
+    model.forward(2 * x0, W0, workspace=workspace)
+    np.testing.assert_array_equal(first_hT, kept)
+    np.testing.assert_array_equal(first_fwd, kept_fwd)
