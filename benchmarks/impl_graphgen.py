@@ -10,6 +10,7 @@ Unavailable("graphgen: op X not available") instead of failing.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -119,11 +120,14 @@ def build(workload: Workload, dtype: str):
     )
 
 
-def prepare(workload: Workload, inputs: dict) -> Prepared:
+def prepare(workload: Workload, inputs: dict, workspace: dict | None = None) -> Prepared:
+    """The generated value_and_grad; with `workspace`, every call is given that dict."""
     dtype = next(str(v.dtype) for v in inputs.values() if v.dtype.kind == "f")
     model = gg.compile(build(workload, dtype))
     args = [inputs[name] for name in model.inputs]
     fn = model.module.value_and_grad
+    if workspace is not None:
+        fn = functools.partial(fn, workspace=workspace)
     info = {
         "graphgen": f"{gg.__version__} from {os.path.dirname(os.path.dirname(gg.__file__))}",
         "source_lines": len(model.source.splitlines()),

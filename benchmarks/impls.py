@@ -19,6 +19,10 @@ import numpy as np
 IMPLS: dict[str, tuple[str, str]] = {
     "numpy": ("benchmarks.impl_numpy", "hand-written NumPy backprop (the baseline)"),
     "graphgen": ("benchmarks.impl_graphgen", "graphgen-generated value_and_grad"),
+    "graphgen-ws": (
+        "benchmarks.impl_graphgen_ws",
+        "the same, given a workspace it keeps its buffers in between calls",
+    ),
     "torch": ("benchmarks.impl_torch", "PyTorch eager, torch.autograd.grad"),
     "jax": ("benchmarks.impl_jax", "JAX jit(value_and_grad), block_until_ready"),
     "autograd": ("benchmarks.impl_autograd", "HIPS autograd value_and_grad"),
@@ -26,7 +30,7 @@ IMPLS: dict[str, tuple[str, str]] = {
 }
 
 # implementations whose arrays are NumPy's, so tracemalloc sees their allocations
-NUMPY_BASED = ("numpy", "graphgen", "autograd", "floor")
+NUMPY_BASED = ("numpy", "graphgen", "graphgen-ws", "autograd", "floor")
 
 
 class Unavailable(Exception):

@@ -24,6 +24,7 @@ from .ir import spec
 from .ops import functions as F
 from .ops.registry import get_op
 from .passes.dce import downstream, upstream
+from .passes.lower import lower_for_autodiff
 from .schedule import operand_slots, topological_order
 
 COTANGENT_INPUT = "cotangent"
@@ -82,6 +83,7 @@ def build_joint(forward: nx.MultiDiGraph, wrt: list[str], seed_input: bool = Fal
     seed_input False: the output must be a scalar and the seed is ones_like(output).
     seed_input True: the seed is a new input leaf `cotangent` of the output's shape (vjp).
     """
+    forward = lower_for_autodiff(forward)  # gelu as x * Phi(x), ...: see passes/lower.py
     joint = forward.copy()
     b = Graph(nx_graph=joint)
     out = forward.graph["outputs"][0]

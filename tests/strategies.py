@@ -469,7 +469,7 @@ OP_TABLE: dict[str, tuple[int, Callable]] = {
     "elu": (1, unary(monotone(lambda x: x if x > 0 else math.expm1(x)))),
     "leaky_relu": (1, unary(monotone(lambda x: x if x > 0 else 0.01 * x))),
     "gelu": (1, unary(lambda lo, hi: (-0.2, max(hi, 0.0)))),
-    "gelu_derivative": (1, unary(lambda lo, hi: (-0.13, 1.13))),
+    "normal_cdf": (1, unary(monotone(lambda x: 0.5 * math.erfc(-x / math.sqrt(2.0))))),
     # elementwise binary
     "add": (2, binary(lambda a, b: (a[0] + b[0], a[1] + b[1]))),
     "subtract": (2, binary(lambda a, b: (a[0] - b[1], a[1] - b[0]))),

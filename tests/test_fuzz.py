@@ -86,7 +86,8 @@ def check_workspace(model: gg.Model, case: FuzzCase) -> None:
     earlier = call(case.inputs, workspace)
     kept = copy.deepcopy(earlier)
     for inputs in (halved, case.inputs):
-        got, want = call(inputs, workspace), call(inputs)
+        with np.errstate(all="ignore"):  # halved inputs may leave a domain: nan equals nan
+            got, want = call(inputs, workspace), call(inputs)
         for name in want[1]:
             np.testing.assert_array_equal(got[1][name], want[1][name], err_msg=name)
     for name in kept[1]:

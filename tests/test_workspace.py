@@ -188,7 +188,7 @@ def test_an_output_that_views_an_intermediate_keeps_it_out_of_the_workspace(rng)
     workspace: dict = {}
     x0, W0 = rng.standard_normal((5, 4)), rng.standard_normal((4, 3))
     (_, first_hT), _ = model.value_and_grad(x0, W0, workspace=workspace)
-    (_, first_fwd) = model.forward(x0, W0, workspace=workspace)
+    _, first_fwd = model.forward(x0, W0, workspace=workspace)
     kept, kept_fwd = first_hT.copy(), first_fwd.copy()
     model.value_and_grad(2 * x0, W0, workspace=workspace)
     model.forward(2 * x0, W0, workspace=workspace)

@@ -141,10 +141,42 @@ for _name, _default, _vjp, _formula, _doc in (
     )
 
 
+def _normal_pdf(x):
+    return INV_SQRT_2PI * F.exp(-0.5 * F.square(x))
+
+
+def _normal_cdf_vjp(g, out, args, attrs):
+    return (g * _normal_pdf(args[0]),)
+
+
+register(
+    OpDef(
+        name="normal_cdf",
+        operands=("x",),
+        infer=_float_infer,
+        emit=lambda e: f"_normal_cdf({e.arg(0)})",
+        kernel=(*ERF_BLOCKS, "normal_cdf"),
+        vjp=_normal_cdf_vjp,
+        formula="dx = g * phi(x), phi(x) = exp(-x**2 / 2) / sqrt(2 pi)",
+        tests=tuple(TestCase(shapes=(s,)) for s in _SHAPES),
+        doc="Phi(x), the standard normal CDF (scipy.special.ndtr), accurate in both tails",
+        fresh=True,
+    )
+)
+
+
+def _gelu_lowering(args, attrs, name):
+    """Differentiated as x * Phi(x): the backward reuses the forward's Phi(x)."""
+    if attrs["approximate"] != "none":
+        return None
+    x = args[0]
+    return x * F.normal_cdf(x, name=name("cdf"))
+
+
 def _gelu_vjp(g, out, args, attrs):
     x = args[0]
-    if attrs["approximate"] == "none":
-        return (g * F.gelu_derivative(x),)
+    if attrs["approximate"] == "none":  # d/dx x Phi(x) = Phi(x) + x phi(x)
+        return (g * (F.normal_cdf(x) + x * _normal_pdf(x)),)
     t = F.tanh(SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x**3.0))
     du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * F.square(x))
     return (g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - F.square(t)) * du),)
@@ -169,26 +201,6 @@ register(
         + tuple(TestCase(shapes=(s,), attrs={"approximate": "tanh"}) for s in _SHAPES),
         doc='x * Phi(x); approximate="tanh" uses the tanh approximation',
         fresh=True,
-    )
-)
-
-
-def _gelu_derivative_vjp(g, out, args, attrs):
-    x = args[0]  # d/dx (Phi(x) + x phi(x)) = phi(x) (2 - x**2)
-    return (g * (INV_SQRT_2PI * F.exp(-0.5 * F.square(x)) * (2.0 - F.square(x))),)
-
-
-register(
-    OpDef(
-        name="gelu_derivative",
-        operands=("x",),
-        infer=_float_infer,
-        emit=lambda e: f"_gelu_derivative({e.arg(0)})",
-        kernel=(*ERF_BLOCKS, "gelu_derivative"),
-        vjp=_gelu_derivative_vjp,
-        formula="dx = g * phi(x) * (2 - x**2)",
-        tests=tuple(TestCase(shapes=(s,)) for s in _SHAPES),
-        doc="Phi(x) + x * phi(x), the exact GELU's derivative (its VJP uses it), one pass",
-        fresh=True,
+        lowering=_gelu_lowering,
     )
 )

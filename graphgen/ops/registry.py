@@ -110,6 +110,9 @@ class OpDef:
               the result's shape and dtype can be updated in place (``h += b``)
     fresh     the emitted expression always gives a new array, never a view of or the same
               object as an operand (true of every `ufunc` op): memory planning relies on it
+    lowering  (operand tensors, attrs, name) -> the same value built from other ops, or None:
+              what the node becomes before differentiation (passes/lower.py), so that the
+              backward reuses an intermediate of the forward; `name(suffix)` names new nodes
     """
 
     name: str
@@ -131,6 +134,7 @@ class OpDef:
     ufunc_extra: tuple[str, ...] = ()
     elementwise: bool = False
     fresh: bool = False
+    lowering: Callable | None = None
 
     @property
     def gives_fresh_array(self) -> bool:

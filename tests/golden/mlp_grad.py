@@ -135,9 +135,11 @@ def _out(scratch, slot, shape, dtype):
 
 
 def _softmax(x, axis):
-    """Softmax along axis, shifted by the max so that exp never overflows."""
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    """Softmax along axis, shifted by the max so that exp never overflows; one array."""
+    e = x - np.max(x, axis=axis, keepdims=True)
+    np.exp(e, out=e)
+    e /= np.sum(e, axis=axis, keepdims=True)
+    return e
 
 
 def _softmax_cross_entropy(logits, labels, reduction):
