@@ -24,7 +24,7 @@ import networkx as nx
 from .ir import spec
 from .memory import BufferPlan, plan_buffers
 from .naming import GRAD_PREFIX, Namespace, auto_id_number, comment_text
-from .ops.registry import ATOM, FLOAT_DTYPES, Dim, get_op
+from .ops.registry import ATOM, FLOAT_DTYPES, UNARY, Dim, get_op
 from .ops.shapes import fmt_shape
 from .schedule import operand_slots, operands, topological_order
 
@@ -73,14 +73,17 @@ class Body:
     """The statements of one generated function and the expressions of its targets.
 
     buffers: how many workspace buffers the statements write (`out=_out(scratch, ...)`);
-    when there are any, the function must bind `scratch` first (see module.py.j2).
+    when there are any, the function must bind `scratch` first (see compiler._finish).
     """
 
     lines: list[str]
     results: dict[str, str]
     kernels: set[str] = field(default_factory=set)
     buffers: int = 0
+    overwrites: bool = False  # some statement computes its result into a dead operand
 
+
+_LEAVES = ("input", "param", "const")
 
 # in-place forms of elementwise ufuncs: `h += b` is np.add(h, b, out=h)
 _AUGMENTED = {"np.add": "+=", "np.subtract": "-=", "np.multiply": "*=", "np.divide": "/="}
@@ -293,7 +296,7 @@ class FunctionEmitter:
             for d, name in self.dims.items()
         ]
         results = {t: self.expr(t)[0] for t in self.targets}
-        return Body(bindings + lines, results, self.kernels, plan.slots)
+        return Body(bindings + lines, results, self.kernels, plan.slots, bool(plan.reuse))
 
     # memory planning
     def _buffer_plan(self, statements: list[str]) -> BufferPlan:
@@ -315,11 +318,40 @@ class FunctionEmitter:
             fresh,
             self.targets,
             key=lambda n: (tuple(spec(self.graph, n).shape), spec(self.graph, n).dtype),
+            reusable=self._reusable_operands,
         )
 
+    def _reusable_operands(self, node: str) -> list[str]:
+        """The operands `node` could compute its result into: statements of its shape and
+        dtype, at the positions an elementwise ufunc (any) or `where` (x1, x2) takes."""
+        data = self.graph.nodes[node]
+        op = get_op(data["op"])
+        if op.elementwise:
+            positions = range(len(op.operands))
+        elif op.name == "where":
+            positions = (1, 2)
+        else:
+            return []
+        want = spec(self.graph, node)
+        if not want.shape:
+            return []
+        slots = operand_slots(self.graph, node, len(op.operands))
+        found = []
+        for i in positions:
+            arg = slots[i]
+            if arg is None or arg in self.inlined or self.graph.nodes[arg]["op"] in _LEAVES:
+                continue
+            have = spec(self.graph, arg)
+            if tuple(have.shape) == tuple(want.shape) and have.dtype == want.dtype:
+                found.append(arg)
+        return found
+
     def _statement(self, node: str, plan: BufferPlan) -> list[str]:
-        """`name = expression`, or for a planned node its result computed in its buffer."""
+        """`name = expression`, or for a planned node its result computed in its buffer,
+        or for a node that overwrites a dead operand, the update of that operand."""
         name = self.names[node]
+        if node in plan.reuse:
+            return self._overwrite(node, plan.reuse[node])
         if node not in plan.slot:
             return [f"{name} = {self.render(node)[0]}"]
         out = spec(self.graph, node)
@@ -348,6 +380,21 @@ class FunctionEmitter:
         args = ", ".join(others + list(op.ufunc_extra))
         lines.append(f"{op.ufunc}({args}, out={var})")
         return lines
+
+    def _overwrite(self, node: str, dead: str) -> list[str]:
+        """`node`'s value computed into the array of its operand `dead` (read last here)."""
+        op = get_op(self.graph.nodes[node]["op"])
+        e = EmitContext(self, node)
+        var, target = self.names[node], self.names[dead]
+        position = [e.operand(i) for i in range(len(e.ins))].index(dead)
+        if op.name == "where":  # where(c, x1, x2): x1 where c, else x2
+            cond = e.arg(0, UNARY)
+            if position == 1:
+                return [f"np.copyto({target}, {e.arg(2)}, where=~{cond})", f"{var} = {target}"]
+            return [f"np.copyto({target}, {e.arg(1)}, where={cond})", f"{var} = {target}"]
+        args = [target if i == position else e.arg(i) for i in range(len(e.ins))]
+        args += list(op.ufunc_extra)
+        return [f"{var} = {op.ufunc}({', '.join(args)}, out={target})"]
 
     def _chained_operand(self, node: str) -> int | None:
         """The operand position of `node` that can be computed in node's own buffer."""

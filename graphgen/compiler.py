@@ -94,7 +94,7 @@ def compile_source(
             checks=checks,
             input_domains=repr(input_domains(forward)),
             kernels=[kernel_source(k) for k in sorted(kernels)],
-            workspace=any(f["buffers"] for f in functions),
+            workspace=any(f["buffers"] or f["overwrites"] for f in functions),
             functions=[_finish(f, checks) for f in functions],
         )
     )
@@ -198,6 +198,7 @@ def _function(
         "ret": ret,
         "doc": doc,
         "buffers": body.buffers,
+        "overwrites": body.overwrites,
     }
 
 
@@ -208,10 +209,11 @@ def _finish(fn: dict, checks: bool) -> dict:
     """The function's lines: input checks, the workspace prologue, the body, return."""
     params = fn["params"]
     start = [f"_check_inputs({params})"] if checks else []
-    if fn["buffers"]:
+    if fn["buffers"] or fn["overwrites"]:
         # in-place updates below must not round a mix of float32 and float64 to float32
         names = params if "," in params else f"({params},)"
         start.append(f"{names} = _common_float({params})")
+    if fn["buffers"]:
         start.append(f"scratch = _scratch({WORKSPACE}, {fn['name']!r}, {params})")
     return {**fn, "lines": [*start, *fn["lines"], f"return {fn['ret']}"]}
 

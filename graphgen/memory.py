@@ -15,15 +15,17 @@ forward intermediates become backward scratch once they are dead.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
 class BufferPlan:
-    """slot[node]: the workspace buffer each planned statement writes; `slots` in all."""
+    """slot[node]: the workspace buffer each planned statement writes; `slots` in all.
+    reuse[node]: the dead operand whose array a statement overwrites with its result."""
 
     slot: dict[str, int]
     slots: int
+    reuse: dict[str, str] = field(default_factory=dict)
 
 
 def plan_buffers(
@@ -33,42 +35,82 @@ def plan_buffers(
     fresh: set[str],
     returned: Iterable[str],
     key: Callable[[str], Hashable],
+    reusable: Callable[[str], list[str]] | None = None,
 ) -> BufferPlan:
     """Assign workspace slots to the `candidates` among `statements` (in execution order).
 
     reads(node): the statement variables node's statement reads (leaves are ignored);
     fresh: the statements whose value is a new array (never a view of what they read);
     returned: the statements whose values the function returns; key(node): what must be
-    equal for two buffers to share a slot (shape and dtype).
+    equal for two buffers to share a slot (shape and dtype); reusable(node): operands of
+    node (statements of its shape and dtype) that it could compute its result into.
+    A statement overwrites such an operand when that is its last use and no other live
+    value shares its memory: it then needs neither a new array nor a buffer.
     """
     index = {node: i for i, node in enumerate(statements)}
     uses = {node: [v for v in reads(node) if v in index] for node in statements}
-    planned = set(candidates)
+    returned = list(returned)
+    reuse = _dead_operands(statements, index, uses, candidates, fresh, returned, reusable)
+    planned = set(candidates) - set(reuse)
     while True:
-        storage = _storage(statements, uses, planned, fresh)
+        storage = _storage(statements, uses, planned, fresh, reuse)
         escaping = set().union(*(storage[t] for t in returned if t in storage))
         if not planned & escaping:
             break
         planned -= escaping
-    last_read = {node: index[node] for node in statements}
-    for node in statements:
-        for v in uses[node]:
-            last_read[v] = max(last_read[v], index[node])
+    last_read = _last_reads(statements, index, uses)
     end = {b: index[b] for b in planned}  # a buffer lives while any value aliasing it does
     for node in statements:
-        for b in storage[node]:
+        for b in storage[node] & planned:
             end[b] = max(end[b], last_read[node])
-    return _assign_slots([n for n in statements if n in planned], index, end, key)
+    plan = _assign_slots([n for n in statements if n in planned], index, end, key)
+    return BufferPlan(plan.slot, plan.slots, reuse)
 
 
-def _storage(statements, uses, planned, fresh) -> dict[str, set[str]]:
-    """The planned buffers each statement's value may share memory with."""
+def _dead_operands(statements, index, uses, candidates, fresh, returned, reusable):
+    """node -> the operand it overwrites: read last by node, owning its memory (a fresh
+    array or a planned buffer) and shared with no value still live after node."""
+    if reusable is None:
+        return {}
+    owners = set(candidates) | set(fresh)
+    storage = _storage(statements, uses, set(candidates), fresh, {})
+    last_read = _last_reads(statements, index, uses)
+    reuse: dict[str, str] = {}
+    taken: set[str] = set()
+    for node in statements:
+        for v in reusable(node):
+            if v in taken or v in returned or v not in owners or last_read[v] != index[node]:
+                continue
+            others = [
+                m
+                for m in statements
+                if m not in (v, node) and storage[v] & storage[m] and last_read[m] >= index[node]
+            ]
+            if not others:
+                reuse[node] = v
+                taken.add(v)
+                break
+    return reuse
+
+
+def _last_reads(statements, index, uses) -> dict[str, int]:
+    last = {node: index[node] for node in statements}
+    for node in statements:
+        for v in uses[node]:
+            last[v] = max(last[v], index[node])
+    return last
+
+
+def _storage(statements, uses, planned, fresh, reuse) -> dict[str, set[str]]:
+    """The planned buffers (and fresh arrays) each statement's value may share memory with."""
     storage: dict[str, set[str]] = {}
     for node in statements:
-        if node in planned:
+        if node in reuse:
+            storage[node] = storage[reuse[node]]
+        elif node in planned:
             storage[node] = {node}
         elif node in fresh:
-            storage[node] = set()
+            storage[node] = {node}
         else:  # it may be a view of anything it reads
             storage[node] = set().union(*(storage[v] for v in uses[node]))
     return storage

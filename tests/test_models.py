@@ -200,6 +200,8 @@ def test_lenet_generated_code_reads_like_numpy():
         "for i in range(kh):",
         "for j in range(kw):",
         "for t in range(1, kh * kw):",
+        "for tap in taps[1:]:",
+        "for tap, dtap in zip(taps, _pool_taps(dx, kernel_size)):",
         "for leaf, want in zip(leaves, _LEAF_DTYPES):",  # the workspace helpers: over inputs
         "for leaf, d in zip(leaves, dtypes)",
     }

@@ -180,6 +180,24 @@ def test_max_pool_sends_the_gradient_to_the_first_of_tied_maxima():
     np.testing.assert_array_equal(grads["a0"], [[[[3.0, 0.0], [0.0, 0.0]]]])
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 6, 6), (2, 3, 7, 5)])
+def test_non_overlapping_max_pool_gradient_matches_the_general_windows(shape, rng):
+    """stride == kernel without padding takes strided views (the fast path): each window's
+    g goes to its first max in row-major order (np.argmax), with many ties (rounded
+    inputs) and leftover rows and columns (7 x 5) that get no gradient."""
+    x = np.round(rng.standard_normal(shape), 0)  # many ties
+    g = rng.standard_normal((shape[0], shape[1], shape[2] // 2, shape[3] // 2))
+    fast = _compile_one(lambda t: gg.max_pool2d(t, 2), (shape, "float64"), wrt=["a0"])
+    _, got = fast.vjp(a0=x, cotangent=g)
+    want = np.zeros(shape)
+    for n, c, r, q in np.ndindex(g.shape):  # the first max of each window, row-major
+        window = x[n, c, 2 * r : 2 * r + 2, 2 * q : 2 * q + 2]
+        i, j = np.unravel_index(np.argmax(window), (2, 2))
+        want[n, c, 2 * r + i, 2 * q + j] += g[n, c, r, q]
+    np.testing.assert_array_equal(got["a0"], want)
+    assert "_tiled_max_pool2d_grad(x, g, kernel_size)" in fast.source
+
+
 def test_embedding_gradient_accumulates_repeated_indices():
     model = _compile_one(gg.embedding, ((5,), "int64"), ((3, 2), "float64"), wrt=["a1"])
     indices = np.array([2, 0, 2, 2, 1])
@@ -279,12 +297,15 @@ def test_conv_and_pool_kernels_have_no_loop_over_batch_or_pixels():
     w = g.param("w", (3, 2, 3, 3))
     h = gg.avg_pool2d(gg.max_pool2d(gg.conv2d(x, w, stride=2, padding=1), 2), 2, padding=1)
     g.output(gg.sum(h))
-    source = gg.generate(g, checks=False)  # the input checks loop over the inputs
+    # without the input checks and workspace helpers, which loop over the inputs
+    source = gg.generate(g, checks=False, buffers=False)
     loops = [line.strip() for line in source.splitlines() if line.strip().startswith("for ")]
     assert set(loops) == {
         "for i in range(kh):",
         "for j in range(kw):",
         "for t in range(1, kh * kw):",
+        "for tap in taps[1:]:",
+        "for tap, dtap in zip(taps, _pool_taps(dx, kernel_size)):",
     }
     for kernel in ("_conv2d", "_conv2d_weight_grad", "_max_pool2d_grad", "_avg_pool2d_grad"):
         assert source.count(f"def {kernel}(") == 1

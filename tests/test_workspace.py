@@ -5,6 +5,7 @@ reentrant across threads."""
 
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -79,12 +80,12 @@ def test_a_workspace_is_allocated_once_and_reused_by_every_later_call():
 
 
 def test_dead_forward_buffers_are_reused_by_the_backward_pass():
-    model = gg.compile(mlp())
+    model, workload = workload_model("transformer")
     workspace: dict = {}
-    inputs = mlp_inputs(np.random.default_rng(0))
-    model.value_and_grad(**inputs, workspace=workspace)
-    planned = model.source.split("def value_and_grad")[1].split("def vjp")[0].count("_out(")
-    assert 0 < len(workspace["value_and_grad"]) < planned
+    model.module.value_and_grad(*workload_inputs(workload, "float64", 0), workspace=workspace)
+    body = model.source.split("def value_and_grad")[1].split("def vjp")[0]
+    slots = re.findall(r"_out\(scratch, (\d+),", body)
+    assert len(set(slots)) == len(workspace["value_and_grad"]) < len(slots)
 
 
 def test_a_new_batch_size_gets_new_buffers_and_right_results(rng):
@@ -194,3 +195,45 @@ def test_an_output_that_views_an_intermediate_keeps_it_out_of_the_workspace(rng)
     model.forward(2 * x0, W0, workspace=workspace)
     np.testing.assert_array_equal(first_hT, kept)
     np.testing.assert_array_equal(first_fwd, kept_fwd)
+
+
+@pytest.mark.parametrize("name", ["mlp-b512", "cnn", "transformer"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_planned_code_computes_bitwise_what_the_plain_code_computes(name, dtype):
+    """Buffers, in-place chains and overwritten dead operands change where results are
+    stored, never the arithmetic: the same numbers as plain one-expression statements."""
+    workload = WORKLOADS[name]
+    graph = impl_graphgen.build(workload, dtype)
+    planned, plain = gg.compile(graph), gg.compile(graph, buffers=False)
+    assert "out=" in planned.source and "out=" not in function_body(plain.source)
+    args = workload_inputs(workload, dtype, 0)
+    assert_same(planned.module.value_and_grad(*args), plain.module.value_and_grad(*args))
+
+
+def function_body(source: str) -> str:
+    return source.split("def value_and_grad")[1].split("def vjp")[0]
+
+
+def test_a_dead_cotangent_is_overwritten_by_relu_backward():
+    model = gg.compile(impl_graphgen.build(WORKLOADS["mlp-b32"], "float64"))
+    body = function_body(model.source)
+    assert "np.copyto(d_h1, 0.0, where=~(h1 > 0.0))\n    d_z1 = d_h1\n" in body
+    assert "h1 = np.maximum(z1, 0, out=z1)" in body
+
+
+def test_an_operand_still_viewed_by_a_live_value_is_not_overwritten(rng):
+    """h is read for the last time by `s = h * 3`, but hT (a view of h) is used later:
+    s must not be computed into h's array."""
+    g = gg.Graph("view_alive")
+    x = g.input("x", ("batch", 4))
+    W = g.param("W", (4, 4))
+    h = gg.tanh(x @ W, name="h")
+    hT = gg.transpose(h, name="hT")
+    s = gg.multiply(h, 3.0, name="s")
+    u = gg.matmul(hT, s, name="u")
+    g.output(gg.sum(u, name="loss"))
+    model = gg.compile(g)
+    x0, W0 = rng.standard_normal((5, 4)), rng.standard_normal((4, 4))
+    h0 = np.tanh(x0 @ W0)
+    np.testing.assert_allclose(model.forward(x0, W0), np.sum(h0.T @ (3 * h0)), rtol=1e-12)
+    assert_same(model.value_and_grad(x0, W0), gg.compile(g, buffers=False).value_and_grad(x0, W0))

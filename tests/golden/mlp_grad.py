@@ -163,9 +163,9 @@ def forward(x, y, W1, b1, W2, b2, *, workspace=None):
     batch = x.shape[0]
     z1 = np.matmul(x, W1, out=_out(scratch, 0, (batch, 5), "float64"))
     z1 += b1
-    h1 = np.tanh(z1, out=_out(scratch, 1, (batch, 5), "float64"))
+    h1 = np.tanh(z1, out=z1)
     del z1
-    logits = np.matmul(h1, W2, out=_out(scratch, 2, (batch, 4), "float64"))
+    logits = np.matmul(h1, W2, out=_out(scratch, 1, (batch, 4), "float64"))
     logits += b2
     del h1
     loss = _softmax_cross_entropy(logits, y, "mean")
@@ -181,9 +181,9 @@ def value_and_grad(x, y, W1, b1, W2, b2, *, workspace=None):
     batch = x.shape[0]
     z1 = np.matmul(x, W1, out=_out(scratch, 0, (batch, 5), "float64"))
     z1 += b1
-    h1 = np.tanh(z1, out=_out(scratch, 1, (batch, 5), "float64"))
+    h1 = np.tanh(z1, out=z1)
     del z1
-    logits = np.matmul(h1, W2, out=_out(scratch, 2, (batch, 4), "float64"))
+    logits = np.matmul(h1, W2, out=_out(scratch, 1, (batch, 4), "float64"))
     logits += b2
     loss = _softmax_cross_entropy(logits, y, "mean")
     # seed: the derivative of loss with respect to itself is 1
@@ -192,21 +192,19 @@ def value_and_grad(x, y, W1, b1, W2, b2, *, workspace=None):
     d_logits = np.subtract(
         _softmax(logits, axis=-1),
         y[..., None] == np.arange(4),
-        out=_out(scratch, 3, (batch, 4), "float64"),
+        out=_out(scratch, 2, (batch, 4), "float64"),
     )
     d_logits *= d_loss / batch
     del logits, d_loss
     # add VJP for b2: dx2 = g, summed over broadcast axes  | x1=(batch, 4), x2=b2 (4,) -> logits (batch, 4)
     d_b2 = np.sum(d_logits, axis=0)
     # matmul VJP for h1: dx1 = g @ x2^T  | x1=h1 (batch, 5), x2=W2 (5, 4) -> (batch, 4)
-    d_h1 = np.matmul(d_logits, W2.T, out=_out(scratch, 0, (batch, 5), "float64"))
+    d_h1 = np.matmul(d_logits, W2.T, out=_out(scratch, 3, (batch, 5), "float64"))
     # matmul VJP for W2: dx2 = x1^T @ g  | x1=h1 (batch, 5), x2=W2 (5, 4) -> (batch, 4)
     d_W2 = h1.T @ d_logits
     del d_logits
     # tanh VJP for z1: dx = g * (1 - tanh(x)**2)  | x=z1 (batch, 5) -> h1 (batch, 5)
-    d_z1 = np.square(h1, out=_out(scratch, 4, (batch, 5), "float64"))
-    np.subtract(1.0, d_z1, out=d_z1)
-    d_z1 *= d_h1
+    d_z1 = np.multiply(d_h1, 1.0 - np.square(h1), out=d_h1)
     del h1, d_h1
     # add VJP for b1: dx2 = g, summed over broadcast axes  | x1=(batch, 5), x2=b1 (5,) -> z1 (batch, 5)
     d_b1 = np.sum(d_z1, axis=0)
@@ -224,30 +222,28 @@ def vjp(x, y, W1, b1, W2, b2, cotangent, *, workspace=None):
     batch = x.shape[0]
     z1 = np.matmul(x, W1, out=_out(scratch, 0, (batch, 5), "float64"))
     z1 += b1
-    h1 = np.tanh(z1, out=_out(scratch, 1, (batch, 5), "float64"))
+    h1 = np.tanh(z1, out=z1)
     del z1
-    logits = np.matmul(h1, W2, out=_out(scratch, 2, (batch, 4), "float64"))
+    logits = np.matmul(h1, W2, out=_out(scratch, 1, (batch, 4), "float64"))
     logits += b2
     loss = _softmax_cross_entropy(logits, y, "mean")
     # softmax_cross_entropy VJP for logits: dlogits = (softmax(logits) - onehot(labels)) * g / N  | logits=logits (batch, 4), labels=y (batch,) -> loss ()
     d_logits = np.subtract(
         _softmax(logits, axis=-1),
         y[..., None] == np.arange(4),
-        out=_out(scratch, 3, (batch, 4), "float64"),
+        out=_out(scratch, 2, (batch, 4), "float64"),
     )
     d_logits *= cotangent / batch
     del logits
     # add VJP for b2: dx2 = g, summed over broadcast axes  | x1=(batch, 4), x2=b2 (4,) -> logits (batch, 4)
     d_b2 = np.sum(d_logits, axis=0)
     # matmul VJP for h1: dx1 = g @ x2^T  | x1=h1 (batch, 5), x2=W2 (5, 4) -> (batch, 4)
-    d_h1 = np.matmul(d_logits, W2.T, out=_out(scratch, 0, (batch, 5), "float64"))
+    d_h1 = np.matmul(d_logits, W2.T, out=_out(scratch, 3, (batch, 5), "float64"))
     # matmul VJP for W2: dx2 = x1^T @ g  | x1=h1 (batch, 5), x2=W2 (5, 4) -> (batch, 4)
     d_W2 = h1.T @ d_logits
     del d_logits
     # tanh VJP for z1: dx = g * (1 - tanh(x)**2)  | x=z1 (batch, 5) -> h1 (batch, 5)
-    d_z1 = np.square(h1, out=_out(scratch, 4, (batch, 5), "float64"))
-    np.subtract(1.0, d_z1, out=d_z1)
-    d_z1 *= d_h1
+    d_z1 = np.multiply(d_h1, 1.0 - np.square(h1), out=d_h1)
     del h1, d_h1
     # add VJP for b1: dx2 = g, summed over broadcast axes  | x1=(batch, 5), x2=b1 (5,) -> z1 (batch, 5)
     d_b1 = np.sum(d_z1, axis=0)
