@@ -23,7 +23,7 @@ import networkx as nx
 
 from .ir import spec
 from .memory import BufferPlan, plan_buffers
-from .naming import GRAD_PREFIX, Namespace, auto_id_number, comment_text
+from .naming import GRAD_PREFIX, Namespace, auto_id_number, comment_text, string_literal
 from .ops.registry import ATOM, FLOAT_DTYPES, UNARY, Dim, get_op
 from .ops.shapes import fmt_shape
 from .schedule import operand_slots, operands, topological_order
@@ -60,9 +60,72 @@ def kernel_source(name: str) -> str:
     return template_env().get_template(f"kernels/{name}.py.j2").render().strip()
 
 
+# black's default style for the Pythons graphgen supports (3.10+), stated rather than
+# inferred from each snippet, so that a statement formats alone as it does in its module
+BLACK_MODE = black.Mode(
+    target_versions={v for v in black.TargetVersion if v.value >= black.TargetVersion.PY310.value}
+)
+_BLACK = BLACK_MODE
+# a one-line statement black may rewrite even when it fits: long lines, `x ** y` (black
+# hugs simple powers), single quotes, backslashes, slices and parenthesized right sides
+_BLACK_MAY_CHANGE = re.compile(r"\*\*|'|\\|\[[^\]]*:|=\s*\(|\t|  ")
+
+
 def format_source(source: str) -> str:
-    """black, with its default style: generated code looks like code people write."""
-    return black.format_str(source, mode=black.Mode())
+    """The module as black formats it, in its default style (code people write).
+
+    The same result as black on the whole module, in time linear in its size: top-level
+    blocks other than the generated functions (docstring, constants, kernels) go to black
+    one by one, cached; inside a function, only the statements black could change (see
+    _BLACK_MAY_CHANGE) do. Tests check the result is black-stable.
+    """
+    blocks = source.split("\n\n\n")
+    return "\n\n\n".join(
+        _format_function(b) if _is_function(b) else _format_block(b) for b in blocks
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _format_block(block: str) -> str:
+    return black.format_str(block.strip("\n") + "\n", mode=_BLACK).rstrip("\n") + (
+        "\n" if block.endswith("\n") else ""
+    )
+
+
+_FUNCTION_HEAD = re.compile(r"def (forward|value_and_grad|vjp)\(")
+
+
+def _is_function(block: str) -> bool:
+    """A generated function: a def line, a one-line docstring, one statement per line."""
+    return bool(_FUNCTION_HEAD.match(block)) and all(
+        line.startswith("    ") and not line.startswith("     ")
+        for line in block.rstrip("\n").splitlines()[1:]
+    )
+
+
+def _format_function(block: str) -> str:
+    head, *body = block.rstrip("\n").splitlines()
+    lines = black.format_str(head + "\n    pass\n", mode=_BLACK).splitlines()[:-1]
+    for line in body:
+        if _black_keeps(line):
+            lines.append(line)
+        else:  # with a statement after it, so that a comment is not a body of its own
+            wrapped = black.format_str(f"def f():\n{line}\n    pass\n", mode=_BLACK)
+            lines.extend(wrapped.splitlines()[1:-1])
+    return "\n".join(lines) + ("\n" if block.endswith("\n") else "")
+
+
+def _black_keeps(line: str) -> bool:
+    """Whether black leaves this one-line statement (or comment) of a body as it is."""
+    text = line[4:]
+    if text.startswith("#"):  # black keeps long comments, and only adds the space after #
+        return text.startswith("# ") and text == text.rstrip()
+    return (
+        len(line) <= _BLACK.line_length
+        and not _BLACK_MAY_CHANGE.search(text)
+        and not text.endswith(",")
+        and text == text.strip()
+    )
 
 
 # ---- one function body -----------------------------------------------------------------
@@ -356,7 +419,8 @@ class FunctionEmitter:
             return [f"{name} = {self.render(node)[0]}"]
         out = spec(self.graph, node)
         e = EmitContext(self, node)
-        buffer = f"_out(scratch, {plan.slot[node]}, {e.shape(out.shape)}, {out.dtype!r})"
+        dtype = string_literal(out.dtype)
+        buffer = f"_out(scratch, {plan.slot[node]}, {e.shape(out.shape)}, {dtype})"
         return self._into(node, name, buffer)
 
     def _into(self, node: str, var: str, out: str) -> list[str]:

@@ -17,7 +17,7 @@ from .codegen import Body, FunctionEmitter, format_source, kernel_source, templa
 from .domains import input_domains
 from .errors import WrtError
 from .ir import spec, validate
-from .naming import Namespace, doc_text
+from .naming import Namespace, doc_text, string_literal
 from .passes import eliminate_common_subexpressions, prune, simplify
 
 
@@ -188,7 +188,8 @@ def _function(
     value = values[0] if len(values) == 1 else "(" + ", ".join(values) + ")"
     ret = value
     if grads is not None:
-        ret = f"{value}, {{" + ", ".join(f"{w!r}: {e}" for w, e in grads.items()) + "}"
+        entries = ", ".join(f"{string_literal(w)}: {e}" for w, e in grads.items())
+        ret = f"{value}, {{{entries}}}"
     plist = [params[i] for i in inputs] + ([extra_param] if extra_param else [])
     return {
         "name": name,
@@ -214,7 +215,7 @@ def _finish(fn: dict, checks: bool) -> dict:
         names = params if "," in params else f"({params},)"
         start.append(f"{names} = _common_float({params})")
     if fn["buffers"]:
-        start.append(f"scratch = _scratch({WORKSPACE}, {fn['name']!r}, {params})")
+        start.append(f"scratch = _scratch({WORKSPACE}, {string_literal(fn['name'])}, {params})")
     return {**fn, "lines": [*start, *fn["lines"], f"return {fn['ret']}"]}
 
 

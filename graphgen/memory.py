@@ -75,6 +75,10 @@ def _dead_operands(statements, index, uses, candidates, fresh, returned, reusabl
     owners = set(candidates) | set(fresh)
     storage = _storage(statements, uses, set(candidates), fresh, {})
     last_read = _last_reads(statements, index, uses)
+    sharers: dict[str, list[str]] = {}  # storage -> the values that may live in it
+    for m in statements:
+        for b in storage[m]:
+            sharers.setdefault(b, []).append(m)
     reuse: dict[str, str] = {}
     taken: set[str] = set()
     for node in statements:
@@ -83,8 +87,9 @@ def _dead_operands(statements, index, uses, candidates, fresh, returned, reusabl
                 continue
             others = [
                 m
-                for m in statements
-                if m not in (v, node) and storage[v] & storage[m] and last_read[m] >= index[node]
+                for b in storage[v]
+                for m in sharers[b]
+                if m not in (v, node) and last_read[m] >= index[node]
             ]
             if not others:
                 reuse[node] = v

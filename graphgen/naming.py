@@ -69,6 +69,15 @@ def to_identifier(text: str) -> str:
     return name
 
 
+def string_literal(text: str) -> str:
+    """`text` as a Python string literal, in double quotes where that is what black writes
+    (so black has nothing to change): repr, with its quotes swapped when that is safe."""
+    literal = repr(str(text))
+    if literal.startswith("'") and '"' not in literal and "\\'" not in literal:
+        return '"' + literal[1:-1] + '"'
+    return literal
+
+
 def doc_text(text: Any) -> str:
     """`text` made safe inside a triple-quoted docstring: escapes, no quotes, one line.
 

@@ -21,6 +21,7 @@ from strategies import FuzzCase, fuzz_cases, undrawn_ops
 
 import graphgen as gg
 from graphgen import codegen
+from graphgen.codegen import BLACK_MODE
 
 EXAMPLES = int(os.environ.get("GRAPHGEN_FUZZ_EXAMPLES", "200"))
 SEED = int(os.environ.get("GRAPHGEN_FUZZ_SEED", "0"))
@@ -38,7 +39,7 @@ def run_case(case: FuzzCase) -> None:
     g, inputs = case.graph, case.inputs
     source = gg.generate(g, wrt=case.wrt)
     assert gg.generate(g, wrt=case.wrt) == source, "generation is not deterministic"
-    assert black.format_str(source, mode=black.Mode()) == source, "black changes the output"
+    assert black.format_str(source, mode=BLACK_MODE) == source, "black changes the output"
     model = gg.compile(g, wrt=case.wrt)
     check_forward(model, case)
     first = model.graph.nodes[model.outputs[0]]

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import black
 import numpy as np
+import pytest
 from graphs import mlp, mlp_inputs
 
 import graphgen as gg
+from graphgen.codegen import BLACK_MODE
 
 GOLDEN = Path(__file__).parent / "golden" / "mlp_grad.py"
 
@@ -29,7 +31,21 @@ def test_generated_mlp_matches_the_golden_snapshot():
 
 def test_generated_source_is_stable_under_black():
     source = gg.generate(mlp())
-    assert black.format_str(source, mode=black.Mode()) == source
+    assert black.format_str(source, mode=BLACK_MODE) == source
+
+
+@pytest.mark.parametrize("workload", ["mlp-depth40", "cnn", "transformer"])
+@pytest.mark.parametrize("buffers", [True, False])
+def test_statement_by_statement_formatting_is_what_black_gives_the_whole_module(workload, buffers):
+    """codegen gives black only the blocks and statements it could change: long argument
+    lists, long expressions, kernels, constants. The module must come out as black on the
+    whole module would write it."""
+    from benchmarks import impl_graphgen
+    from benchmarks.workloads import WORKLOADS, mlp_stack
+
+    spec = mlp_stack(40) if workload == "mlp-depth40" else WORKLOADS[workload]
+    source = gg.generate(impl_graphgen.build(spec, "float32"), buffers=buffers)
+    assert black.format_str(source, mode=BLACK_MODE) == source
 
 
 def test_generated_module_imports_only_numpy():

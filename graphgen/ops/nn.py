@@ -10,6 +10,7 @@ which would be slower and less stable.
 
 from __future__ import annotations
 
+from ..naming import string_literal
 from . import functions as F
 from .registry import (
     ADD,
@@ -123,7 +124,10 @@ register(
         operands=("logits", "labels"),
         attrs=_REDUCTION,
         infer=_sce_infer,
-        emit=lambda e: f"_softmax_cross_entropy({e.arg(0)}, {e.arg(1)}, {e.attrs['reduction']!r})",
+        emit=lambda e: (
+            f"_softmax_cross_entropy({e.arg(0)}, {e.arg(1)}, "
+            f"{string_literal(e.attrs['reduction'])})"
+        ),
         kernel="softmax_cross_entropy",
         vjp=_sce_vjp,
         formula="dlogits = (softmax(logits) - onehot(labels)) * g / N",
