@@ -132,4 +132,8 @@ def prepare(workload: Workload, inputs: dict, workspace: dict | None = None) -> 
         "graphgen": f"{gg.__version__} from {os.path.dirname(os.path.dirname(gg.__file__))}",
         "source_lines": len(model.source.splitlines()),
     }
+    if workspace is not None:  # what the workspace holds between calls, after one call
+        fn(*args)
+        held = sum(b.nbytes for buffers in workspace.values() for b in buffers.values())
+        info["workspace"] = f"{held / 2**20:.2f} MB in {len(workspace['value_and_grad'])} buffers"
     return Prepared(call=lambda: fn(*args), convert=numpy_convert, info=info)

@@ -427,8 +427,10 @@ class _Document:
         segment = ast.get_source_segment(source, found[0]) or ""
         return (
             "## The generated code\n\n"
-            f"`{name}` as `graphgen compile` writes it: each backward statement carries a "
-            "comment naming the VJP rule and the shapes. Cotangents are named `d_<node>`.\n\n"
+            f"`{name}` as `graphgen compile --no-buffers` writes it (by default the same "
+            "statements also write into workspace buffers and update arrays in place): each "
+            "backward statement carries a comment naming the VJP rule and the shapes. "
+            "Cotangents are named `d_<node>`.\n\n"
             "```python\n" + segment + "\n```"
         )
 
