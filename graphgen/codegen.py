@@ -144,6 +144,7 @@ class Body:
     kernels: set[str] = field(default_factory=set)
     buffers: int = 0
     overwrites: bool = False  # some statement computes its result into a dead operand
+    kernel_scratch: bool = False  # a kernel is handed `scratch` for its temporaries
 
 
 _LEAVES = ("input", "param", "const")
@@ -165,6 +166,14 @@ class EmitContext:
         self.out = spec(fn.graph, node)
         self.ins = [None if a is None else spec(fn.graph, a) for a in self._args]
         self.name = fn.names.get(node, "")
+
+    def scratch(self) -> str:
+        """The variable holding the function's workspace scratch (None at run time without
+        a workspace), or "" when the function plans no buffers (buffers=False)."""
+        if not self._fn.buffers:
+            return ""
+        self._fn.uses_scratch = True
+        return "scratch"
 
     def operand(self, i: int) -> str | None:
         """The node of operand i (None where an optional operand is absent)."""
@@ -211,6 +220,7 @@ class FunctionEmitter:
     ):
         self.graph = graph
         self.buffers = buffers  # plan workspace buffers and in-place updates
+        self.uses_scratch = False  # a kernel call was handed `scratch`
         self.targets = targets
         self.order = topological_order(graph)
         self.namespace = Namespace()
@@ -359,7 +369,14 @@ class FunctionEmitter:
             for d, name in self.dims.items()
         ]
         results = {t: self.expr(t)[0] for t in self.targets}
-        return Body(bindings + lines, results, self.kernels, plan.slots, bool(plan.reuse))
+        return Body(
+            bindings + lines,
+            results,
+            self.kernels,
+            plan.slots,
+            bool(plan.reuse),
+            self.uses_scratch,
+        )
 
     # memory planning
     def _buffer_plan(self, statements: list[str]) -> BufferPlan:
@@ -369,7 +386,7 @@ class FunctionEmitter:
         candidates = {
             n
             for n in statements
-            if get_op(self.graph.nodes[n]["op"]).ufunc
+            if get_op(self.graph.nodes[n]["op"]).writes_out
             and _worth_a_buffer(spec(self.graph, n).shape)
         }
         candidates -= set(self.targets)
@@ -432,6 +449,10 @@ class FunctionEmitter:
         op = get_op(self.graph.nodes[node]["op"])
         e = EmitContext(self, node)
         chained = self._chained_operand(node) if op.elementwise else None
+        if chained is None and op.ufunc is None:  # a kernel taking out=
+            self.kernels.update(op.kernels(e.attrs))
+            call = op.emit(e)
+            return [f"{var} = {call[:-1]}, out={out})"]
         if chained is None:
             args = [e.arg(i) for i in range(len(e.ins))] + list(op.ufunc_extra)
             return [f"{var} = {op.ufunc}({', '.join(args)}, out={out})"]
@@ -469,7 +490,7 @@ class FunctionEmitter:
                 continue
             have = spec(self.graph, arg)
             if (
-                get_op(self.graph.nodes[arg]["op"]).ufunc
+                get_op(self.graph.nodes[arg]["op"]).writes_out
                 and tuple(have.shape) == tuple(want.shape)
                 and have.dtype == want.dtype
             ):

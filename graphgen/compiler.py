@@ -94,7 +94,7 @@ def compile_source(
             checks=checks,
             input_domains=repr(input_domains(forward)),
             kernels=[kernel_source(k) for k in sorted(kernels)],
-            workspace=any(f["buffers"] or f["overwrites"] for f in functions),
+            workspace=any(f["scratch"] or f["overwrites"] for f in functions),
             functions=[_finish(f, checks) for f in functions],
         )
     )
@@ -200,6 +200,7 @@ def _function(
         "doc": doc,
         "buffers": body.buffers,
         "overwrites": body.overwrites,
+        "scratch": body.buffers > 0 or body.kernel_scratch,
     }
 
 
@@ -214,7 +215,7 @@ def _finish(fn: dict, checks: bool) -> dict:
         # in-place updates below must not round a mix of float32 and float64 to float32
         names = params if "," in params else f"({params},)"
         start.append(f"{names} = _common_float({params})")
-    if fn["buffers"]:
+    if fn["scratch"]:
         start.append(f"scratch = _scratch({WORKSPACE}, {string_literal(fn['name'])}, {params})")
     return {**fn, "lines": [*start, *fn["lines"], f"return {fn['ret']}"]}
 

@@ -190,7 +190,7 @@ def test_lenet_stays_float32(rng):
 
 def test_lenet_generated_code_reads_like_numpy():
     source = gg.generate(lenet(), checks=False)
-    assert "c1 = _conv2d(x, w1, b1)\n" in source
+    assert "c1 = _conv2d(x, w1, b1, scratch=scratch)\n" in source
     assert "d_w1 = _conv2d_weight_grad(" in source
     assert "_max_pool2d_grad(" in source
     # each kernel is defined once, and no kernel loops over the batch or the output pixels

@@ -237,3 +237,16 @@ def test_an_operand_still_viewed_by_a_live_value_is_not_overwritten(rng):
     h0 = np.tanh(x0 @ W0)
     np.testing.assert_allclose(model.forward(x0, W0), np.sum(h0.T @ (3 * h0)), rtol=1e-12)
     assert_same(model.value_and_grad(x0, W0), gg.compile(g, buffers=False).value_and_grad(x0, W0))
+
+
+def test_conv_kernels_keep_their_im2col_matrices_in_the_workspace(rng):
+    """conv2d and its gradients get the function's scratch: their im2col matrices (dead
+    when the kernel returns) live in the workspace, keyed by shape, and are reused."""
+    model, workload = workload_model("cnn", "float32")
+    workspace: dict = {}
+    args = workload_inputs(workload, "float32", 0)
+    model.module.value_and_grad(*args, workspace=workspace)
+    kept = {k: id(v) for k, v in workspace["value_and_grad"].items() if isinstance(k, tuple)}
+    assert {k[0] for k in kept} == {"im2col", "col2im"}
+    model.module.value_and_grad(*args, workspace=workspace)
+    assert {k: id(workspace["value_and_grad"][k]) for k in kept} == kept

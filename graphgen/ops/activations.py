@@ -84,6 +84,7 @@ for _name, _kernels, _vjp, _formula, _doc in (
             + (TestCase(shapes=((5,),), domains=("nonzero",)),),
             doc=_doc,
             fresh=True,
+            out_kwarg=True,
         )
     )
 
@@ -152,6 +153,7 @@ def _normal_cdf_vjp(g, out, args, attrs):
 register(
     OpDef(
         name="normal_cdf",
+        out_kwarg=True,
         operands=("x",),
         infer=_float_infer,
         emit=lambda e: f"_normal_cdf({e.arg(0)})",
@@ -185,6 +187,7 @@ def _gelu_vjp(g, out, args, attrs):
 register(
     OpDef(
         name="gelu",
+        out_kwarg=True,
         operands=("x",),
         attrs={"approximate": Attr("none", one_of("none", "tanh"), '"none" (erf) or "tanh"')},
         infer=_float_infer,

@@ -57,6 +57,7 @@ _SOFTMAX_TESTS = (
 register(
     OpDef(
         name="softmax",
+        out_kwarg=True,
         operands=("x",),
         attrs=_AXIS,
         infer=_softmax_infer,

@@ -89,16 +89,19 @@ def _check_4d(spec: TensorSpec, what: str) -> None:
         raise ValueError(f"{what} must be 4-D, got {fmt_shape(spec.shape)}")
 
 
-def emit_call(fn: str, keys: tuple[str, ...], attrs: dict):
+def emit_call(fn: str, keys: tuple[str, ...], attrs: dict, scratch: bool = False):
     """An emitter `fn(operands..., key=value, ...)`: an absent optional operand is None (left
     out when trailing), and an attr at its default is left out (the kernels declare the same
-    defaults)."""
+    defaults). scratch: the kernel takes the function's workspace scratch for temporaries
+    that die inside it (`scratch=scratch`, when the function plans buffers)."""
 
     def emit(e) -> str:
         args = ["None" if s is None else e.arg(i) for i, s in enumerate(e.ins)]
         while args[-1] == "None":  # a trailing optional operand left out
             args.pop()
         args += [f"{k}={e.attrs[k]!r}" for k in keys if e.attrs[k] != attrs[k].default]
+        if scratch and e.scratch():
+            args.append(f"scratch={e.scratch()}")
         return f"{fn}({', '.join(args)})"
 
     return emit
@@ -148,7 +151,7 @@ register(
         optional=("b",),
         attrs=CONV_ATTRS,
         infer=_conv2d_infer,
-        emit=emit_call("_conv2d", _CONV_KEYS, CONV_ATTRS),
+        emit=emit_call("_conv2d", _CONV_KEYS, CONV_ATTRS, scratch=True),
         kernel=("pad2d", "windows", "im2col", "conv2d"),
         vjp=_conv2d_vjp,
         formula="dx = conv2d_input_grad(g, w), dw = conv2d_weight_grad(x, g), "
@@ -225,7 +228,9 @@ register(
         operands=("g", "w"),
         attrs=_INPUT_GRAD_ATTRS,
         infer=_input_grad_infer,
-        emit=emit_call("_conv2d_input_grad", tuple(_INPUT_GRAD_ATTRS), _INPUT_GRAD_ATTRS),
+        emit=emit_call(
+            "_conv2d_input_grad", tuple(_INPUT_GRAD_ATTRS), _INPUT_GRAD_ATTRS, scratch=True
+        ),
         kernel=("fold_windows", "conv2d_input_grad"),
         vjp=_input_grad_vjp,
         formula="dg = conv2d(u, w), dw = conv2d_weight_grad(u, g)",
@@ -275,7 +280,9 @@ register(
             **CONV_ATTRS,
         },
         infer=_weight_grad_infer,
-        emit=emit_call("_conv2d_weight_grad", tuple(_WEIGHT_GRAD_ATTRS), _WEIGHT_GRAD_ATTRS),
+        emit=emit_call(
+            "_conv2d_weight_grad", tuple(_WEIGHT_GRAD_ATTRS), _WEIGHT_GRAD_ATTRS, scratch=True
+        ),
         kernel=("pad2d", "windows", "im2col", "conv2d_weight_grad"),
         vjp=_weight_grad_vjp,
         formula="dx = conv2d_input_grad(g, u), dg = conv2d(x, u)",

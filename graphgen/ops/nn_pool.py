@@ -99,6 +99,7 @@ def _grad_infer(x: TensorSpec, g: TensorSpec, attrs: dict) -> None:
 register(
     OpDef(
         name="max_pool2d",
+        out_kwarg=True,
         fresh=True,
         operands=("x",),
         attrs=POOL_ATTRS,
@@ -123,6 +124,7 @@ def _max_grad_infer(specs, attrs) -> TensorSpec:
 register(
     OpDef(
         name="max_pool2d_grad",
+        out_kwarg=True,
         fresh=True,
         operands=("x", "g"),
         attrs=POOL_ATTRS,

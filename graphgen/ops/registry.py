@@ -110,6 +110,8 @@ class OpDef:
               the result's shape and dtype can be updated in place (``h += b``)
     fresh     the emitted expression always gives a new array, never a view of or the same
               object as an operand (true of every `ufunc` op): memory planning relies on it
+    out_kwarg the emitted call (a kernel) also takes `out=`, an array of the result's shape
+              and dtype that it fills and returns: memory planning can give it a buffer
     lowering  (operand tensors, attrs, name) -> the same value built from other ops, or None:
               what the node becomes before differentiation (passes/lower.py), so that the
               backward reuses an intermediate of the forward; `name(suffix)` names new nodes
@@ -134,12 +136,18 @@ class OpDef:
     ufunc_extra: tuple[str, ...] = ()
     elementwise: bool = False
     fresh: bool = False
+    out_kwarg: bool = False
     lowering: Callable | None = None
 
     @property
     def gives_fresh_array(self) -> bool:
         """Whether a node's value never shares memory with its operands."""
         return self.fresh or self.ufunc is not None
+
+    @property
+    def writes_out(self) -> bool:
+        """Whether a node's value can be written into a given `out=` array."""
+        return self.ufunc is not None or self.out_kwarg
 
     @property
     def required(self) -> tuple[str, ...]:

@@ -134,9 +134,10 @@ def _out(scratch, slot, shape, dtype):
     return buffer
 
 
-def _softmax(x, axis):
-    """Softmax along axis, shifted by the max so that exp never overflows; one array."""
-    e = x - np.max(x, axis=axis, keepdims=True)
+def _softmax(x, axis, out=None):
+    """Softmax along axis, shifted by the max so that exp never overflows; one array
+    (`out` when given)."""
+    e = np.subtract(x, np.max(x, axis=axis, keepdims=True), out=out)
     np.exp(e, out=e)
     e /= np.sum(e, axis=axis, keepdims=True)
     return e
@@ -189,11 +190,8 @@ def value_and_grad(x, y, W1, b1, W2, b2, *, workspace=None):
     # seed: the derivative of loss with respect to itself is 1
     d_loss = np.ones_like(loss)
     # softmax_cross_entropy VJP for logits: dlogits = (softmax(logits) - onehot(labels)) * g / N  | logits=logits (batch, 4), labels=y (batch,) -> loss ()
-    d_logits = np.subtract(
-        _softmax(logits, axis=-1),
-        y[..., None] == np.arange(4),
-        out=_out(scratch, 2, (batch, 4), "float64"),
-    )
+    d_logits = _softmax(logits, axis=-1, out=_out(scratch, 2, (batch, 4), "float64"))
+    d_logits -= y[..., None] == np.arange(4)
     d_logits *= d_loss / batch
     del logits, d_loss
     # add VJP for b2: dx2 = g, summed over broadcast axes  | x1=(batch, 4), x2=b2 (4,) -> logits (batch, 4)
@@ -228,11 +226,8 @@ def vjp(x, y, W1, b1, W2, b2, cotangent, *, workspace=None):
     logits += b2
     loss = _softmax_cross_entropy(logits, y, "mean")
     # softmax_cross_entropy VJP for logits: dlogits = (softmax(logits) - onehot(labels)) * g / N  | logits=logits (batch, 4), labels=y (batch,) -> loss ()
-    d_logits = np.subtract(
-        _softmax(logits, axis=-1),
-        y[..., None] == np.arange(4),
-        out=_out(scratch, 2, (batch, 4), "float64"),
-    )
+    d_logits = _softmax(logits, axis=-1, out=_out(scratch, 2, (batch, 4), "float64"))
+    d_logits -= y[..., None] == np.arange(4)
     d_logits *= cotangent / batch
     del logits
     # add VJP for b2: dx2 = g, summed over broadcast axes  | x1=(batch, 4), x2=b2 (4,) -> logits (batch, 4)
