@@ -128,6 +128,7 @@ def _ln_axis_text(x, attrs) -> str:
 register(
     OpDef(
         name="layer_norm",
+        out_kwarg=True,
         operands=("x", "weight", "bias"),
         optional=("weight", "bias"),
         attrs={"axis": Attr(-1, _axis, "an int or a tuple of ints"), **_EPS},
