@@ -65,7 +65,6 @@ def kernel_source(name: str) -> str:
 BLACK_MODE = black.Mode(
     target_versions={v for v in black.TargetVersion if v.value >= black.TargetVersion.PY310.value}
 )
-_BLACK = BLACK_MODE
 # a one-line statement black may rewrite even when it fits: long lines, `x ** y` (black
 # hugs simple powers), single quotes, backslashes, slices and parenthesized right sides
 _BLACK_MAY_CHANGE = re.compile(r"\*\*|'|\\|\[[^\]]*:|=\s*\(|\t|  ")
@@ -87,7 +86,7 @@ def format_source(source: str) -> str:
 
 @functools.lru_cache(maxsize=512)
 def _format_block(block: str) -> str:
-    return black.format_str(block.strip("\n") + "\n", mode=_BLACK).rstrip("\n") + (
+    return black.format_str(block.strip("\n") + "\n", mode=BLACK_MODE).rstrip("\n") + (
         "\n" if block.endswith("\n") else ""
     )
 
@@ -105,12 +104,12 @@ def _is_function(block: str) -> bool:
 
 def _format_function(block: str) -> str:
     head, *body = block.rstrip("\n").splitlines()
-    lines = black.format_str(head + "\n    pass\n", mode=_BLACK).splitlines()[:-1]
+    lines = black.format_str(head + "\n    pass\n", mode=BLACK_MODE).splitlines()[:-1]
     for line in body:
         if _black_keeps(line):
             lines.append(line)
         else:  # with a statement after it, so that a comment is not a body of its own
-            wrapped = black.format_str(f"def f():\n{line}\n    pass\n", mode=_BLACK)
+            wrapped = black.format_str(f"def f():\n{line}\n    pass\n", mode=BLACK_MODE)
             lines.extend(wrapped.splitlines()[1:-1])
     return "\n".join(lines) + ("\n" if block.endswith("\n") else "")
 
@@ -121,7 +120,7 @@ def _black_keeps(line: str) -> bool:
     if text.startswith("#"):  # black keeps long comments, and only adds the space after #
         return text.startswith("# ") and text == text.rstrip()
     return (
-        len(line) <= _BLACK.line_length
+        len(line) <= BLACK_MODE.line_length
         and not _BLACK_MAY_CHANGE.search(text)
         and not text.endswith(",")
         and text == text.strip()
