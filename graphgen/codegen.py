@@ -104,14 +104,102 @@ def _is_function(block: str) -> bool:
 
 def _format_function(block: str) -> str:
     head, *body = block.rstrip("\n").splitlines()
-    lines = black.format_str(head + "\n    pass\n", mode=BLACK_MODE).splitlines()[:-1]
+    lines = (
+        _exploded(head)
+        or black.format_str(head + "\n    pass\n", mode=BLACK_MODE).splitlines()[:-1]
+    )
     for line in body:
         if _black_keeps(line):
             lines.append(line)
+        elif _exploded(line):
+            lines.extend(_exploded(line))
         else:  # with a statement after it, so that a comment is not a body of its own
             wrapped = black.format_str(f"def f():\n{line}\n    pass\n", mode=BLACK_MODE)
             lines.extend(wrapped.splitlines()[1:-1])
     return "\n".join(lines) + ("\n" if block.endswith("\n") else "")
+
+
+# statements this long (a call with an argument per input of a deep graph) are laid out
+# here, one item a line, as black lays them out: black's own time grows faster than their
+# length
+EXPLODE_AT = 600
+_SIMPLE_ITEM = re.compile(r'^(?:\*|[\w.]+(?:=\w+)?|"[\w.]*"(?:: [\w.]+(?:\([\w.]+\))?)?)$')
+
+
+def _exploded(line: str) -> list[str] | None:
+    """black's layout of a statement too long for one line whose last bracket holds a
+    list of simple items (names, short strings, `"w": d_w`): the opening line, each item
+    on its own line with a trailing comma, the closing line. A tuple target
+    (`a, b = f(a, b)`) is exploded the same way. None for anything else."""
+    if len(line) < EXPLODE_AT:
+        return None
+    indent = line[: len(line) - len(line.lstrip())]
+    text = line.strip()
+    tail = ":" if text.endswith(":") else ""
+    text = text[: len(text) - len(tail)]
+    if not text or text[-1] not in ")}":
+        return None
+    opener = "(" if text[-1] == ")" else "{"
+    start = text.find(opener)
+    head, items = text[:start], text[start + 1 : -1].split(", ")
+    target = None
+    if " = " in head and head.split(" = ")[0].count(","):
+        target, head = head.split(" = ", 1)
+        head = " = " + head
+    if any(c in head for c in "()[]{}") or not all(_SIMPLE_ITEM.match(i) for i in items):
+        return None
+    lines = []
+    if target is not None:
+        names = target.split(", ")
+        if not all(_SIMPLE_ITEM.match(n) for n in names):
+            return None
+        lines += [indent + "("] + [f"{indent}    {n}," for n in names]
+        lines.append(f"{indent}){head}{opener}")
+    else:
+        lines.append(f"{indent}{head}{opener}")
+    lines += [f"{indent}    {i}," for i in items]
+    lines.append(f"{indent}{text[-1]}{tail}")
+    if any(len(x) > BLACK_MODE.line_length for x in lines):
+        return None
+    return lines
+
+
+def python_literal(value) -> str:
+    """A literal of str/int/float/bool/None, tuples, lists and dicts on one line, with
+    double-quoted strings (as black writes them)."""
+    if isinstance(value, str):
+        return string_literal(value)
+    if isinstance(value, tuple):
+        inner = ", ".join(python_literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, list):
+        return "[" + ", ".join(python_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        entries = (f"{python_literal(k)}: {python_literal(v)}" for k, v in value.items())
+        return "{" + ", ".join(entries) + "}"
+    return repr(value)
+
+
+def constant_value(name: str, value) -> str:
+    """The right side of `name = value` at module level, laid out as black lays it out:
+    one line when it fits, else one item a line (left to black when an item is long)."""
+    text = python_literal(value)
+    if len(f"{name} = {text}") <= BLACK_MODE.line_length or not value:
+        return text
+    if isinstance(value, dict):
+        items = [f"{python_literal(k)}: {python_literal(v)}" for k, v in value.items()]
+        opener, closer = "{", "}"
+    elif isinstance(value, tuple):
+        items = [python_literal(v) for v in value]
+        opener, closer = "(", ")"
+    else:
+        return text
+    hug = "    " + ", ".join(items)
+    if len(hug) <= BLACK_MODE.line_length:
+        return f"{opener}\n{hug}\n{closer}"
+    if any(len(i) + 5 > BLACK_MODE.line_length for i in items):
+        return text
+    return opener + "\n" + "".join(f"    {i},\n" for i in items) + closer
 
 
 def _black_keeps(line: str) -> bool:

@@ -13,7 +13,14 @@ import networkx as nx
 
 from . import __version__
 from .autodiff import Joint, build_joint, check_wrt
-from .codegen import Body, FunctionEmitter, format_source, kernel_source, template_env
+from .codegen import (
+    Body,
+    FunctionEmitter,
+    constant_value,
+    format_source,
+    kernel_source,
+    template_env,
+)
 from .domains import input_domains
 from .errors import WrtError
 from .ir import spec, validate
@@ -86,13 +93,13 @@ def compile_source(
         .get_template("module.py.j2")
         .render(
             docstring=_module_doc(forward, inputs, outputs, wrt, [f["name"] for f in functions]),
-            inputs=repr(tuple(inputs)),
-            outputs=repr(tuple(outputs)),
-            wrt=repr(tuple(wrt)),
-            input_specs=_specs(forward, inputs),
-            output_specs=_specs(forward, outputs),
+            inputs=constant_value("INPUTS", tuple(inputs)),
+            outputs=constant_value("OUTPUTS", tuple(outputs)),
+            wrt=constant_value("WRT", tuple(wrt)),
+            input_specs=constant_value("INPUT_SPECS", _specs(forward, inputs)),
+            output_specs=constant_value("OUTPUT_SPECS", _specs(forward, outputs)),
             checks=checks,
-            input_domains=repr(input_domains(forward)),
+            input_domains=constant_value("INPUT_DOMAINS", input_domains(forward)),
             kernels=[kernel_source(k) for k in sorted(kernels)],
             workspace=any(f["scratch"] or f["overwrites"] for f in functions),
             functions=[_finish(f, checks) for f in functions],
@@ -115,11 +122,9 @@ def _wrt_names(wrt: Any) -> Any:
     return [str.__str__(w) for w in wrt]
 
 
-def _specs(graph: nx.MultiDiGraph, nodes: list[str]) -> str:
-    """`{name: {"shape": ..., "dtype": ...}}` as source (INPUT_SPECS, OUTPUT_SPECS)."""
-    return repr(
-        {n: {"shape": tuple(spec(graph, n).shape), "dtype": spec(graph, n).dtype} for n in nodes}
-    )
+def _specs(graph: nx.MultiDiGraph, nodes: list[str]) -> dict:
+    """`{name: {"shape": ..., "dtype": ...}}` (INPUT_SPECS, OUTPUT_SPECS)."""
+    return {n: {"shape": tuple(spec(graph, n).shape), "dtype": spec(graph, n).dtype} for n in nodes}
 
 
 def _emit(
