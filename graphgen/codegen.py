@@ -73,10 +73,11 @@ _BLACK_MAY_CHANGE = re.compile(r"\*\*|'|\\|\[[^\]]*:|=\s*\(|\t|  ")
 def format_source(source: str) -> str:
     """The module as black formats it, in its default style (code people write).
 
-    The same result as black on the whole module, in time linear in its size: top-level
-    blocks other than the generated functions (docstring, constants, kernels) go to black
-    one by one, cached; inside a function, only the statements black could change (see
-    _BLACK_MAY_CHANGE) do. Tests check the result is black-stable.
+    In time linear in its size: top-level blocks other than the generated functions
+    (docstring, constants, kernels) go to black one by one, cached; inside a function,
+    only the statements black could change (see _BLACK_MAY_CHANGE) do, and the longest
+    argument lists are laid out here (_exploded). Tests check black leaves the result as
+    it is.
     """
     blocks = source.split("\n\n\n")
     return "\n\n\n".join(
@@ -111,8 +112,8 @@ def _format_function(block: str) -> str:
     for line in body:
         if _black_keeps(line):
             lines.append(line)
-        elif _exploded(line):
-            lines.extend(_exploded(line))
+        elif exploded := _exploded(line):
+            lines.extend(exploded)
         else:  # with a statement after it, so that a comment is not a body of its own
             wrapped = black.format_str(f"def f():\n{line}\n    pass\n", mode=BLACK_MODE)
             lines.extend(wrapped.splitlines()[1:-1])
@@ -233,8 +234,6 @@ class Body:
     overwrites: bool = False  # some statement computes its result into a dead operand
     kernel_scratch: bool = False  # a kernel is handed `scratch` for its temporaries
 
-
-_LEAVES = ("input", "param", "const")
 
 # in-place forms of elementwise ufuncs: `h += b` is np.add(h, b, out=h)
 _AUGMENTED = {"np.add": "+=", "np.subtract": "-=", "np.multiply": "*=", "np.divide": "/="}
@@ -499,19 +498,22 @@ class FunctionEmitter:
             positions = (1, 2)
         else:
             return []
-        want = spec(self.graph, node)
-        if not want.shape:
+        if not spec(self.graph, node).shape:
             return []
         slots = operand_slots(self.graph, node, len(op.operands))
-        found = []
-        for i in positions:
-            arg = slots[i]
-            if arg is None or arg in self.inlined or self.graph.nodes[arg]["op"] in _LEAVES:
-                continue
-            have = spec(self.graph, arg)
-            if tuple(have.shape) == tuple(want.shape) and have.dtype == want.dtype:
-                found.append(arg)
-        return found
+        return [
+            slots[i]
+            for i in positions
+            if slots[i] is not None
+            and slots[i] not in self.inlined
+            and self.graph.nodes[slots[i]]["op"] not in ("input", "param")
+            and self._same_spec(slots[i], node)
+        ]
+
+    def _same_spec(self, a: str, b: str) -> bool:
+        """Whether a and b have the same (symbolic) shape and dtype: one array fits both."""
+        sa, sb = spec(self.graph, a), spec(self.graph, b)
+        return tuple(sa.shape) == tuple(sb.shape) and sa.dtype == sb.dtype
 
     def _statement(self, node: str, plan: BufferPlan) -> list[str]:
         """`name = expression`, or for a planned node its result computed in its buffer,
@@ -570,16 +572,12 @@ class FunctionEmitter:
 
     def _chained_operand(self, node: str) -> int | None:
         """The operand position of `node` that can be computed in node's own buffer."""
-        want = spec(self.graph, node)
         slots = operand_slots(self.graph, node, len(get_op(self.graph.nodes[node]["op"]).operands))
         for i, arg in enumerate(slots):
-            if arg is None or arg not in self.inlined:
-                continue
-            have = spec(self.graph, arg)
             if (
-                get_op(self.graph.nodes[arg]["op"]).writes_out
-                and tuple(have.shape) == tuple(want.shape)
-                and have.dtype == want.dtype
+                arg in self.inlined
+                and get_op(self.graph.nodes[arg]["op"]).writes_out
+                and self._same_spec(arg, node)
             ):
                 return i
         return None

@@ -203,7 +203,6 @@ def _function(
         "lines": body.lines,
         "ret": ret,
         "doc": doc,
-        "buffers": body.buffers,
         "overwrites": body.overwrites,
         "scratch": body.buffers > 0 or body.kernel_scratch,
     }
@@ -216,12 +215,14 @@ def _finish(fn: dict, checks: bool) -> dict:
     """The function's lines: input checks, the workspace prologue, the body, return."""
     params = fn["params"]
     start = [f"_check_inputs({params})"] if checks else []
-    if fn["buffers"] or fn["overwrites"]:
-        # in-place updates below must not round a mix of float32 and float64 to float32
-        names = params if "," in params else f"({params},)"
-        start.append(f"{names} = _common_float({params})")
+    # in-place updates below must not round a mix of float32 and float64 to float32
     if fn["scratch"]:
-        start.append(f"scratch = _scratch({WORKSPACE}, {string_literal(fn['name'])}, {params})")
+        targets = f"{params}, scratch" if params else "(scratch,)"
+        args = ", ".join([WORKSPACE, string_literal(fn["name"]), *filter(None, [params])])
+        start.append(f"{targets} = _prepare({args})")
+    elif fn["overwrites"] and params:
+        targets = params if "," in params else f"({params},)"
+        start.append(f"{targets} = _common_float({params})")
     return {**fn, "lines": [*start, *fn["lines"], f"return {fn['ret']}"]}
 
 

@@ -50,7 +50,10 @@ def plan_buffers(
     index = {node: i for i, node in enumerate(statements)}
     uses = {node: [v for v in reads(node) if v in index] for node in statements}
     returned = list(returned)
-    reuse = _dead_operands(statements, index, uses, candidates, fresh, returned, reusable)
+    last_read = _last_reads(statements, index, uses)
+    reuse = _dead_operands(
+        statements, index, uses, last_read, candidates, fresh, returned, reusable
+    )
     planned = set(candidates) - set(reuse)
     while True:
         storage = _storage(statements, uses, planned, fresh, reuse)
@@ -58,7 +61,6 @@ def plan_buffers(
         if not planned & escaping:
             break
         planned -= escaping
-    last_read = _last_reads(statements, index, uses)
     end = {b: index[b] for b in planned}  # a buffer lives while any value aliasing it does
     for node in statements:
         for b in storage[node] & planned:
@@ -67,23 +69,22 @@ def plan_buffers(
     return BufferPlan(plan.slot, plan.slots, reuse)
 
 
-def _dead_operands(statements, index, uses, candidates, fresh, returned, reusable):
-    """node -> the operand it overwrites: read last by node, owning its memory (a fresh
-    array or a planned buffer) and shared with no value still live after node."""
+def _dead_operands(statements, index, uses, last_read, candidates, fresh, returned, reusable):
+    """node -> the operand it overwrites: read last by node (so by no other statement),
+    owning its memory (a fresh array or a planned buffer) and shared with no value still
+    live after node."""
     if reusable is None:
         return {}
     owners = set(candidates) | set(fresh)
     storage = _storage(statements, uses, set(candidates), fresh, {})
-    last_read = _last_reads(statements, index, uses)
     sharers: dict[str, list[str]] = {}  # storage -> the values that may live in it
     for m in statements:
         for b in storage[m]:
             sharers.setdefault(b, []).append(m)
     reuse: dict[str, str] = {}
-    taken: set[str] = set()
     for node in statements:
         for v in reusable(node):
-            if v in taken or v in returned or v not in owners or last_read[v] != index[node]:
+            if v in returned or v not in owners or last_read[v] != index[node]:
                 continue
             others = [
                 m
@@ -93,7 +94,6 @@ def _dead_operands(statements, index, uses, candidates, fresh, returned, reusabl
             ]
             if not others:
                 reuse[node] = v
-                taken.add(v)
                 break
     return reuse
 

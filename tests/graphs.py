@@ -25,3 +25,21 @@ def mlp_inputs(rng, batch: int = 7, n_in: int = 6, n_hidden: int = 5, n_out: int
         "W2": rng.standard_normal((n_hidden, n_out)) * 0.5,
         "b2": rng.standard_normal(n_out) * 0.1,
     }
+
+
+# the only Python loops in the conv and pool kernels: over kernel positions and taps,
+# never over the batch or the output pixels
+KERNEL_LOOPS = frozenset(
+    {
+        "for i in range(kh):",
+        "for j in range(kw):",
+        "for t in range(1, kh * kw):",
+        "for tap in taps[1:]:",
+        "for tap, dtap in zip(taps, _pool_taps(dx, kernel_size)):",
+    }
+)
+
+
+def loop_lines(source: str) -> set[str]:
+    """The `for` statements of a module, stripped."""
+    return {line.strip() for line in source.splitlines() if line.strip().startswith("for ")}

@@ -9,6 +9,7 @@ import json
 import networkx as nx
 import numpy as np
 import pytest
+from graphs import KERNEL_LOOPS, loop_lines
 from test_ops import build_case
 
 import graphgen as gg
@@ -299,14 +300,7 @@ def test_conv_and_pool_kernels_have_no_loop_over_batch_or_pixels():
     g.output(gg.sum(h))
     # without the input checks and workspace helpers, which loop over the inputs
     source = gg.generate(g, checks=False, buffers=False)
-    loops = [line.strip() for line in source.splitlines() if line.strip().startswith("for ")]
-    assert set(loops) == {
-        "for i in range(kh):",
-        "for j in range(kw):",
-        "for t in range(1, kh * kw):",
-        "for tap in taps[1:]:",
-        "for tap, dtap in zip(taps, _pool_taps(dx, kernel_size)):",
-    }
+    assert loop_lines(source) == KERNEL_LOOPS
     for kernel in ("_conv2d", "_conv2d_weight_grad", "_max_pool2d_grad", "_avg_pool2d_grad"):
         assert source.count(f"def {kernel}(") == 1
 

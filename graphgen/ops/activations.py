@@ -1,11 +1,14 @@
-"""Activations and erf: softplus, erf, erfc, leaky_relu, elu, gelu (exact or tanh form).
+"""Activations and erf: softplus, erf, erfc, normal_cdf, leaky_relu, elu, gelu (exact or
+tanh form).
 
 Emitters that would use their operand more than once (leaky_relu, elu, gelu) call a small
 kernel function instead, so that an inlined operand expression is never computed twice.
-NumPy has no erf: the `erf` and `erfc` ops and gelu's exact form use the `_erf`/`_erfc`
-kernels (templates/kernels/), within a few float64 ulps; gelu uses erfc so that its
-negative tail keeps its relative accuracy. Every VJP is the cotangent
-times the local derivative, built with ordinary ops (erf, exp, tanh, where).
+NumPy has no erf: erf, erfc, normal_cdf and gelu's exact form use the blockwise kernels of
+templates/kernels/erf_blocks.py.j2 (float64 accuracy, or float32's for float32 arrays);
+Phi and gelu go through erfc so that their negative tail keeps its relative accuracy.
+Every VJP is the cotangent times the local derivative, built with ordinary ops (erf, exp,
+tanh, where); the exact gelu is differentiated as x * normal_cdf(x) (its lowering), so
+that the backward reuses the forward's Phi.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from .shapes import float_result
 _SHAPES = ((3, 4), (), (1,), (2, 1, 3))
 
 TWO_OVER_SQRT_PI = 1.1283791670955126
-INV_SQRT_2 = 0.7071067811865476
 INV_SQRT_2PI = 0.3989422804014327
 SQRT_2_OVER_PI = 0.7978845608028654
 GELU_TANH_CUBIC = 0.044715
@@ -176,9 +178,11 @@ def _gelu_lowering(args, attrs, name):
 
 
 def _gelu_vjp(g, out, args, attrs):
+    """The tanh form's VJP. The exact form is lowered to x * normal_cdf(x) before
+    differentiation (_gelu_lowering), whose rules give g * (Phi(x) + x phi(x))."""
+    if attrs["approximate"] == "none":
+        raise RuntimeError("exact gelu is differentiated through its lowering, not this rule")
     x = args[0]
-    if attrs["approximate"] == "none":  # d/dx x Phi(x) = Phi(x) + x phi(x)
-        return (g * (F.normal_cdf(x) + x * _normal_pdf(x)),)
     t = F.tanh(SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x**3.0))
     du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * F.square(x))
     return (g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - F.square(t)) * du),)

@@ -87,6 +87,13 @@ _LEAF_DTYPES = [INPUT_SPECS[name]["dtype"] for name in INPUTS] + [
 ]
 
 
+def _declared(leaves):
+    """Whether every leaf has its declared dtype."""
+    return all(
+        getattr(leaf, "dtype", None) == want for leaf, want in zip(leaves, _LEAF_DTYPES)
+    )
+
+
 def _common_float(*leaves):
     """The leaves, with float arrays of mixed precision promoted to their common dtype.
 
@@ -95,9 +102,9 @@ def _common_float(*leaves):
     precision among the arrays, the two agree; only a mix (say float32 data with float64
     weights in a float64 graph) is promoted here, before anything is computed.
     """
-    dtypes = [getattr(leaf, "dtype", None) for leaf in leaves]
-    if all(d == want for d, want in zip(dtypes, _LEAF_DTYPES)):
+    if _declared(leaves):
         return leaves
+    dtypes = [getattr(leaf, "dtype", None) for leaf in leaves]
     floats = {d for d in dtypes if d is not None and d.kind == "f"}
     if len(floats) < 2:
         return leaves
@@ -108,19 +115,17 @@ def _common_float(*leaves):
     )
 
 
-def _scratch(workspace, function, *leaves):
-    """The buffers `function` keeps in `workspace` between calls, or None (then NumPy
-    allocates every result). Without a workspace, or when an input is not of its declared
-    dtype (the buffers have the declared dtypes), the function allocates as usual.
+def _prepare(workspace, function, *leaves):
+    """(*leaves, scratch) on entry: the leaves as _common_float gives them, then the
+    buffers `function` keeps in `workspace` between calls, or None (NumPy then allocates
+    every result) without a workspace or when an input is not of its declared dtype (the
+    buffers have the declared dtypes).
 
     workspace: a dict owned by the caller, passed again at every call; one per thread.
     """
-    if workspace is None:
-        return None
-    for leaf, want in zip(leaves, _LEAF_DTYPES):
-        if getattr(leaf, "dtype", None) != want:
-            return None
-    return workspace.setdefault(function, {})
+    if not _declared(leaves):
+        return (*_common_float(*leaves), None)
+    return (*leaves, None if workspace is None else workspace.setdefault(function, {}))
 
 
 def _out(scratch, slot, shape, dtype):
@@ -159,8 +164,7 @@ def _softmax_cross_entropy(logits, labels, reduction):
 def forward(x, y, W1, b1, W2, b2, *, workspace=None):
     """The graph's outputs (a tuple when there are several). Keeps no residuals."""
     _check_inputs(x, y, W1, b1, W2, b2)
-    x, y, W1, b1, W2, b2 = _common_float(x, y, W1, b1, W2, b2)
-    scratch = _scratch(workspace, "forward", x, y, W1, b1, W2, b2)
+    x, y, W1, b1, W2, b2, scratch = _prepare(workspace, "forward", x, y, W1, b1, W2, b2)
     batch = x.shape[0]
     z1 = np.matmul(x, W1, out=_out(scratch, 0, (batch, 5), "float64"))
     z1 += b1
@@ -177,8 +181,9 @@ def forward(x, y, W1, b1, W2, b2, *, workspace=None):
 def value_and_grad(x, y, W1, b1, W2, b2, *, workspace=None):
     """(value, grads): the outputs and the gradient of the first, a dict keyed by WRT."""
     _check_inputs(x, y, W1, b1, W2, b2)
-    x, y, W1, b1, W2, b2 = _common_float(x, y, W1, b1, W2, b2)
-    scratch = _scratch(workspace, "value_and_grad", x, y, W1, b1, W2, b2)
+    x, y, W1, b1, W2, b2, scratch = _prepare(
+        workspace, "value_and_grad", x, y, W1, b1, W2, b2
+    )
     batch = x.shape[0]
     z1 = np.matmul(x, W1, out=_out(scratch, 0, (batch, 5), "float64"))
     z1 += b1
@@ -215,8 +220,9 @@ def value_and_grad(x, y, W1, b1, W2, b2, *, workspace=None):
 def vjp(x, y, W1, b1, W2, b2, cotangent, *, workspace=None):
     """(outputs, grads): grads of <cotangent, first output>, a dict keyed by WRT."""
     _check_inputs(x, y, W1, b1, W2, b2, cotangent)
-    x, y, W1, b1, W2, b2, cotangent = _common_float(x, y, W1, b1, W2, b2, cotangent)
-    scratch = _scratch(workspace, "vjp", x, y, W1, b1, W2, b2, cotangent)
+    x, y, W1, b1, W2, b2, cotangent, scratch = _prepare(
+        workspace, "vjp", x, y, W1, b1, W2, b2, cotangent
+    )
     batch = x.shape[0]
     z1 = np.matmul(x, W1, out=_out(scratch, 0, (batch, 5), "float64"))
     z1 += b1
