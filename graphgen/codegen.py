@@ -492,6 +492,8 @@ class FunctionEmitter:
         dtype, at the positions an elementwise ufunc (any) or `where` (x1, x2) takes."""
         data = self.graph.nodes[node]
         op = get_op(data["op"])
+        if op.elementwise and self._chained_operand(node) is not None:
+            return []  # its buffer also holds the inlined operand's temporaries
         if op.elementwise:
             positions = range(len(op.operands))
         elif op.name == "where":

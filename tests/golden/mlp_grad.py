@@ -207,7 +207,9 @@ def value_and_grad(x, y, W1, b1, W2, b2, *, workspace=None):
     d_W2 = h1.T @ d_logits
     del d_logits
     # tanh VJP for z1: dx = g * (1 - tanh(x)**2)  | x=z1 (batch, 5) -> h1 (batch, 5)
-    d_z1 = np.multiply(d_h1, 1.0 - np.square(h1), out=d_h1)
+    d_z1 = np.square(h1, out=_out(scratch, 4, (batch, 5), "float64"))
+    np.subtract(1.0, d_z1, out=d_z1)
+    d_z1 *= d_h1
     del h1, d_h1
     # add VJP for b1: dx2 = g, summed over broadcast axes  | x1=(batch, 5), x2=b1 (5,) -> z1 (batch, 5)
     d_b1 = np.sum(d_z1, axis=0)
@@ -244,7 +246,9 @@ def vjp(x, y, W1, b1, W2, b2, cotangent, *, workspace=None):
     d_W2 = h1.T @ d_logits
     del d_logits
     # tanh VJP for z1: dx = g * (1 - tanh(x)**2)  | x=z1 (batch, 5) -> h1 (batch, 5)
-    d_z1 = np.multiply(d_h1, 1.0 - np.square(h1), out=d_h1)
+    d_z1 = np.square(h1, out=_out(scratch, 4, (batch, 5), "float64"))
+    np.subtract(1.0, d_z1, out=d_z1)
+    d_z1 *= d_h1
     del h1, d_h1
     # add VJP for b1: dx2 = g, summed over broadcast axes  | x1=(batch, 5), x2=b1 (5,) -> z1 (batch, 5)
     d_b1 = np.sum(d_z1, axis=0)
