@@ -24,7 +24,8 @@ import networkx as nx
 from .ir import spec
 from .memory import BufferPlan, plan_buffers
 from .naming import GRAD_PREFIX, Namespace, auto_id_number, comment_text, string_literal
-from .ops.registry import ATOM, FLOAT_DTYPES, UNARY, Dim, get_op
+from .ops.elementwise import where_zero_branch
+from .ops.registry import ATOM, FLOAT_DTYPES, UNARY, Dim, OpDef, get_op
 from .ops.shapes import fmt_shape
 from .schedule import operand_slots, operands, topological_order
 
@@ -265,6 +266,18 @@ class EmitContext:
         """The node of operand i (None where an optional operand is absent)."""
         return self._args[i]
 
+    def constant(self, i: int):
+        """The value of operand i when it is a constant node, else None."""
+        node = self._args[i]
+        if node is None or self._fn.graph.nodes[node]["op"] != "const":
+            return None
+        return self._fn.graph.nodes[node]["attrs"]["value"]
+
+    def use_kernel(self, name: str) -> None:
+        """Include the kernel template `name` in the module (for emitters whose helper
+        depends on the operands, not only on attrs)."""
+        self._fn.kernels.add(name)
+
     def arg(self, i: int, min_prec: int = 0) -> str:
         """Operand i as source, parenthesized if it binds looser than `min_prec`."""
         if self._args[i] is None:
@@ -389,8 +402,19 @@ class FunctionEmitter:
             return self.names[node], ATOM
         return self.render(node)
 
-    def render(self, node: str) -> tuple[str, int]:
+    def emitted_op(self, node: str) -> OpDef:
+        """The op whose emitter writes `node`: its own, or the faster equivalent its op
+        declares for these operands (OpDef.emit_as)."""
         op = get_op(self.graph.nodes[node]["op"])
+        if op.emit_as is None:
+            return op
+        slots = operand_slots(self.graph, node, len(op.operands))
+        ins = [None if a is None else spec(self.graph, a) for a in slots]
+        name = op.emit_as(ins)
+        return op if name is None else get_op(name)
+
+    def render(self, node: str) -> tuple[str, int]:
+        op = self.emitted_op(node)
         e = EmitContext(self, node)
         self.kernels.update(op.kernels(e.attrs))
         prec = op.prec(e.attrs) if callable(op.prec) else op.prec
@@ -472,11 +496,10 @@ class FunctionEmitter:
         candidates = {
             n
             for n in statements
-            if get_op(self.graph.nodes[n]["op"]).writes_out
-            and _worth_a_buffer(spec(self.graph, n).shape)
+            if self.emitted_op(n).writes_out and _worth_a_buffer(spec(self.graph, n).shape)
         }
         candidates -= set(self.targets)
-        fresh = {n for n in statements if get_op(self.graph.nodes[n]["op"]).gives_fresh_array}
+        fresh = {n for n in statements if self.emitted_op(n).gives_fresh_array}
         return plan_buffers(
             statements,
             self.reads,
@@ -537,7 +560,7 @@ class FunctionEmitter:
         An elementwise op whose operand is an inlined ufunc result of its own shape and
         dtype computes that operand into `out` first, then updates it in place.
         """
-        op = get_op(self.graph.nodes[node]["op"])
+        op = self.emitted_op(node)
         e = EmitContext(self, node)
         chained = self._chained_operand(node) if op.elementwise else None
         if chained is None and op.ufunc is None:  # a kernel taking out=
@@ -559,12 +582,16 @@ class FunctionEmitter:
 
     def _overwrite(self, node: str, dead: str) -> list[str]:
         """`node`'s value computed into the array of its operand `dead` (read last here)."""
-        op = get_op(self.graph.nodes[node]["op"])
+        op = self.emitted_op(node)
         e = EmitContext(self, node)
         var, target = self.names[node], self.names[dead]
         position = [e.operand(i) for i in range(len(e.ins))].index(dead)
         if op.name == "where":  # where(c, x1, x2): x1 where c, else x2
             cond = e.arg(0, UNARY)
+            if where_zero_branch(e) == 3 - position:  # the other branch is +0.0
+                e.use_kernel("where_zero")
+                kept = e.arg(0) if position == 1 else f"~{cond}"
+                return [f"{var} = _where_zero({kept}, {target}, out={target})"]
             if position == 1:
                 return [f"np.copyto({target}, {e.arg(2)}, where=~{cond})", f"{var} = {target}"]
             return [f"np.copyto({target}, {e.arg(1)}, where={cond})", f"{var} = {target}"]
@@ -578,7 +605,7 @@ class FunctionEmitter:
         for i, arg in enumerate(slots):
             if (
                 arg in self.inlined
-                and get_op(self.graph.nodes[arg]["op"]).writes_out
+                and self.emitted_op(arg).writes_out
                 and self._same_spec(arg, node)
             ):
                 return i

@@ -69,3 +69,91 @@ def test_gelu_backward_reuses_the_forward_normal_cdf(rng):
     (loss, f0), _ = model.value_and_grad(x0, W0)
     np.testing.assert_array_equal(f0, model.forward(x0, W0)[1])
     assert gg.gradcheck(model, {"x": x0, "W": W0}).ok
+
+
+@pytest.mark.parametrize("batch_dims", [(2, 5), ("batch", 5), (2, "seq")])
+def test_a_stack_times_a_matrix_is_one_gemm_over_all_rows(batch_dims, rng):
+    """x (..., 4) @ W (4, 3) is emitted as _matmul_rows (NumPy would run one GEMM per matrix
+    of the stack), forward and backward, with and without a workspace."""
+    model = gg.compile(batched_dense(batch_dims))
+    body = function_source(model.source, "value_and_grad")
+    assert "_matmul_rows(x, W" in body and "x @ W" not in body
+    x = rng.standard_normal((2, 5, 4))
+    W = rng.standard_normal((4, 3))
+    np.testing.assert_allclose(model.forward(x, W), np.sum(np.tanh(x @ W)), rtol=1e-14)
+    assert gg.gradcheck(model, {"x": x, "W": W}).ok
+    plain = model.value_and_grad(x, W)
+    workspace = {}
+    for _ in range(2):
+        kept = model.value_and_grad(x, W, workspace=workspace)
+        np.testing.assert_array_equal(kept[1]["W"], plain[1]["W"])
+
+
+@pytest.mark.parametrize("x_shape", [(0, 3, 4), (2, 3, 0), (2, 0, 4)])
+def test_a_stack_times_a_matrix_with_an_empty_axis_gives_zeros_of_the_right_shape(x_shape):
+    g = gg.Graph("empty")
+    x = g.input("x", x_shape)
+    g.output(x @ g.param("W", (x_shape[-1], 5)))
+    got = gg.compile(g).forward(np.ones(x_shape), np.ones((x_shape[-1], 5)))
+    np.testing.assert_array_equal(got, np.zeros(x_shape[:-1] + (5,)))
+
+
+def where_graph(cond_shape, x_shape, dtype, zero_first=False, zero=0.0) -> gg.Graph:
+    g = gg.Graph("w")
+    c = g.input("c", cond_shape, dtype)
+    x = g.input("x", x_shape, dtype)
+    chosen = c > 0.0
+    g.output(gg.where(chosen, zero, x) if zero_first else gg.where(chosen, x, zero))
+    return g
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("zero_first", [False, True])
+def test_where_with_a_zero_branch_masks_bits_and_matches_np_where_exactly(dtype, zero_first):
+    """where(c, x, 0.0) (relu's backward) clears x's bits instead of branching on each
+    element; inf, nan, -0.0 and subnormal values come out as np.where gives them."""
+    rng = np.random.default_rng(7)
+    c = rng.standard_normal((6, 50)).astype(dtype)
+    c[0, :4] = [np.nan, 0.0, -0.0, np.inf]
+    x = rng.standard_normal((6, 50)).astype(dtype)
+    x[1, :5] = [np.nan, np.inf, -np.inf, -0.0, np.finfo(dtype).smallest_subnormal]
+    x[1, 5:10] = x[1, :5]
+    c[1, :5], c[1, 5:10] = 1.0, -1.0
+    model = gg.compile(where_graph((6, 50), (6, 50), dtype, zero_first))
+    assert "_where_zero(" in model.source and "np.where(" not in function_source(
+        model.source, "forward"
+    )
+    got = model.forward(c, x)
+    want = np.where(c > 0.0, 0.0, x) if zero_first else np.where(c > 0.0, x, 0.0)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, want.astype(dtype))
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+def test_where_with_a_zero_branch_broadcasts_the_kept_operand():
+    c = np.array([[1.0, -1.0, 2.0], [-3.0, 4.0, 0.0]])
+    x = np.array([5.0, -6.0, 7.0])
+    got = gg.compile(where_graph((2, 3), (3,), "float64")).forward(c, x)
+    np.testing.assert_array_equal(got, np.where(c > 0.0, x, 0.0))
+
+
+def test_where_with_negative_zero_keeps_np_where():
+    """+0.0 is what clearing bits gives; a -0.0 branch must stay -0.0."""
+    model = gg.compile(where_graph((4,), (4,), "float64", zero=-0.0))
+    assert "_where_zero(" not in model.source
+    got = model.forward(np.array([1.0, -1.0, 1.0, -1.0]), np.arange(4.0))
+    assert list(np.signbit(got)) == [False, True, False, True]
+
+
+def test_relu_backward_overwrites_its_cotangent_by_masking_bits(rng):
+    g = gg.Graph("mlp")
+    x = g.input("x", ("batch", 40))
+    W = g.param("W", (40, 40))
+    g.output(gg.sum(gg.relu(x @ W) * x))
+    model = gg.compile(g)
+    body = function_source(model.source, "value_and_grad")
+    assert "_where_zero(" in body and "np.copyto" not in body
+    x0, W0 = rng.standard_normal((64, 40)), rng.standard_normal((40, 40))
+    assert gg.gradcheck(model, {"x": x0, "W": W0}).ok
+    want = x0.T @ np.where(x0 @ W0 > 0, x0, 0.0)
+    np.testing.assert_allclose(model.value_and_grad(x0, W0)[1]["W"], want, rtol=1e-13)

@@ -263,6 +263,7 @@ ORACLE = {
     "cumsum": lambda x, axis=None: torch.cumsum(x.reshape(-1) if axis is None else x, axis or 0),
     # linear algebra
     "matmul": torch.matmul,
+    "matmul_rows": torch.matmul,
     "einsum": lambda *xs, subscripts: torch.einsum(subscripts, *xs),
     "transpose": _transpose,
     # shape and indexing

@@ -7,6 +7,7 @@ rules return cotangents of the broadcast output shape; the autodiff pass unbroad
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from . import functions as F
@@ -359,6 +360,34 @@ def _where_infer(specs, attrs) -> TensorSpec:
     return TensorSpec(broadcast_shapes(cond.shape, a.shape, b.shape), promote(a.dtype, b.dtype))
 
 
+def where_zero_branch(e) -> int | None:
+    """1 or 2 when that branch of where(condition, x1, x2) is the constant +0.0 and the other
+    branch has the result's float dtype: the result is then the other branch with its bits
+    cleared where it is not chosen (the where_zero kernel), exact and branch-free."""
+    if not e.out.is_float:
+        return None
+    for zero in (1, 2):
+        value, other = e.constant(zero), e.ins[3 - zero]
+        if (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and value == 0
+            and not math.copysign(1.0, value) < 0  # -0.0 must stay -0.0
+            and other.dtype == e.out.dtype
+        ):
+            return zero
+    return None
+
+
+def _emit_where(e) -> str:
+    zero = where_zero_branch(e)
+    if zero is None:
+        return f"np.where({e.arg(0)}, {e.arg(1)}, {e.arg(2)})"
+    e.use_kernel("where_zero")
+    kept = e.arg(0) if zero == 2 else f"~{e.arg(0, UNARY)}"
+    return f"_where_zero({kept}, {e.arg(3 - zero)})"
+
+
 def _where_vjp(g, out, args, attrs):
     cond = args[0]
     return None, F.where(cond, g, 0.0), F.where(cond, 0.0, g)
@@ -369,7 +398,7 @@ register(
         name="where",
         operands=("condition", "x1", "x2"),
         infer=_where_infer,
-        emit=lambda e: f"np.where({e.arg(0)}, {e.arg(1)}, {e.arg(2)})",
+        emit=_emit_where,
         vjp=_where_vjp,
         formula="dx1 = where(c, g, 0), dx2 = where(c, 0, g)",
         tests=(

@@ -8,6 +8,8 @@ squeezed back; broadcast batch dims are summed by the autodiff pass's unbroadcas
 
 from __future__ import annotations
 
+import math
+
 from . import functions as F
 from .registry import MUL, OpDef, TensorSpec, TestCase, register
 from .shapes import broadcast_shapes, fmt_shape, promote
@@ -54,7 +56,8 @@ def _batch_summed_product(a, g):
     not a batched product summed afterwards (8 small GEMMs and a (8, K, N) temporary).
     """
     if all(isinstance(d, int) for d in a.shape[:-1]):
-        return swap_last(F.reshape(a, (-1, a.shape[-1]))) @ F.reshape(g, (-1, g.shape[-1]))
+        rows = math.prod(a.shape[:-1])  # not -1: a may have no elements
+        return swap_last(F.reshape(a, (rows, a.shape[-1]))) @ F.reshape(g, (rows, g.shape[-1]))
     batch = "abcdefghijklmnopqrstuvw"[: a.ndim - 1]  # symbolic rows: einsum, also one GEMM
     return F.einsum(f"{batch}y,{batch}z->yz", a, g)
 
@@ -104,5 +107,43 @@ register(
         ),
         doc="x1 @ x2 with NumPy's matmul semantics",
         ufunc="np.matmul",
+        emit_as=lambda ins: "matmul_rows" if _stack_by_matrix(*ins) else None,
+    )
+)
+
+
+def _stack_by_matrix(a: TensorSpec, b: TensorSpec) -> bool:
+    """x1 (..., M, K) @ x2 (K, N) with batch axes: NumPy would run one small GEMM per
+    matrix of the stack (8 GEMMs of 64 rows: 0.61 ms; one of 512 rows: 0.39 ms)."""
+    return a.ndim >= 3 and b.ndim == 2
+
+
+def _matmul_rows_infer(specs, attrs) -> TensorSpec:
+    a, b = specs
+    if not _stack_by_matrix(a, b):
+        raise ValueError(
+            f"matmul_rows takes a stack (..., M, K) and a matrix (K, N), "
+            f"got {fmt_shape(a.shape)} and {fmt_shape(b.shape)}"
+        )
+    return _matmul_infer(specs, attrs)
+
+
+register(
+    OpDef(
+        name="matmul_rows",
+        operands=("x1", "x2"),
+        infer=_matmul_rows_infer,
+        emit=lambda e: f"_matmul_rows({e.arg(0)}, {e.arg(1)})",
+        vjp=_matmul_vjp,
+        formula="dx1 = g @ x2^T, dx2 = x1^T @ g",
+        tests=(
+            TestCase(shapes=((2, 3, 4), (4, 5))),
+            TestCase(shapes=((2, 1, 3, 4), (4, 2))),
+        ),
+        doc="x1 @ x2 for a stack x1 (..., M, K) and a matrix x2 (K, N) as one GEMM over all "
+        "rows of x1 (how graphgen emits such a matmul)",
+        kernel="matmul_rows",
+        fresh=True,
+        out_kwarg=True,
     )
 )

@@ -112,6 +112,9 @@ class OpDef:
               object as an operand (true of every `ufunc` op): memory planning relies on it
     out_kwarg the emitted call (a kernel) also takes `out=`, an array of the result's shape
               and dtype that it fills and returns: memory planning can give it a buffer
+    emit_as   (operand specs) -> the name of an op computing the same value faster for these
+              operands, or None: codegen emits a node of this op as that op (matmul of a
+              stack by a matrix: matmul_rows, one GEMM); comments still name this op
     lowering  (operand tensors, attrs, name) -> the same value built from other ops, or None:
               what the node becomes before differentiation (passes/lower.py), so that the
               backward reuses an intermediate of the forward; `name(suffix)` names new nodes
@@ -137,6 +140,7 @@ class OpDef:
     elementwise: bool = False
     fresh: bool = False
     out_kwarg: bool = False
+    emit_as: Callable[[Sequence[TensorSpec]], str | None] | None = None
     lowering: Callable | None = None
 
     @property
