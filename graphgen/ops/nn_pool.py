@@ -130,7 +130,7 @@ register(
         attrs=POOL_ATTRS,
         infer=_max_grad_infer,
         emit=_emit_pool("_max_pool2d_grad"),
-        kernel=("pad2d", "windows", "fold_windows", "max_pool2d", "max_pool2d_grad"),
+        kernel=("pad2d", "windows", "fold_windows", "where_zero", "max_pool2d", "max_pool2d_grad"),
         vjp=None,
         formula="(backward op of max_pool2d: second derivatives are out of scope)",
         tests=tuple(
