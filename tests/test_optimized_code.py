@@ -157,3 +157,53 @@ def test_relu_backward_overwrites_its_cotangent_by_masking_bits(rng):
     assert gg.gradcheck(model, {"x": x0, "W": W0}).ok
     want = x0.T @ np.where(x0 @ W0 > 0, x0, 0.0)
     np.testing.assert_allclose(model.value_and_grad(x0, W0)[1]["W"], want, rtol=1e-13)
+
+
+def direct_conv2d(x, w, padding):
+    """Cross-correlation by its definition, a sum over kernel taps (float64 reference)."""
+    (ph, pw), (kh, kw) = padding, w.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    ho, wo = xp.shape[2] - kh + 1, xp.shape[3] - kw + 1
+    out = np.zeros((x.shape[0], w.shape[0], ho, wo))
+    for i in range(kh):
+        for j in range(kw):
+            out += np.einsum("nchw,oc->nohw", xp[:, :, i : i + ho, j : j + wo], w[:, :, i, j])
+    return out
+
+
+def two_convs_sharing_a_padded_shape() -> gg.Graph:
+    """Two short-row convolutions whose padded inputs have the same shape, (2, 3, 9, 8),
+    with different paddings: their shared workspace buffer must get its zero border back."""
+    g = gg.Graph("two_convs")
+    a = g.input("a", (2, 3, 6, 6))
+    b = g.input("b", (2, 3, 8, 8))
+    w = g.param("w", (4, 3, 3, 3))
+    ya = gg.conv2d(a, w, padding=1, name="ya")
+    yb = gg.conv2d(b, w, name="yb")
+    g.output(gg.sum(ya * ya) + gg.sum(yb * yb))
+    return g
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_short_row_convolutions_run_on_padded_rows_and_match_the_direct_sum(dtype):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((2, 3, 6, 6)).astype(dtype)
+    b = rng.standard_normal((2, 3, 8, 8)).astype(dtype)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
+    g = two_convs_sharing_a_padded_shape()
+    model = gg.compile(g)
+    assert "_row_windows(" in model.source
+    ya = direct_conv2d(a.astype(float), w.astype(float), (1, 1))
+    yb = direct_conv2d(b.astype(float), w.astype(float), (0, 0))
+    want = np.sum(ya * ya) + np.sum(yb * yb)
+    plain = model.value_and_grad(a, b, w)
+    np.testing.assert_allclose(plain[0], want, rtol=1e-5 if dtype == "float32" else 1e-12)
+    workspace = {}
+    for _ in range(3):  # the second and third calls find the buffers dirty
+        kept = model.value_and_grad(a, b, w, workspace=workspace)
+        np.testing.assert_array_equal(kept[0], plain[0])
+        np.testing.assert_array_equal(kept[1]["w"], plain[1]["w"])
+    if dtype == "float64":
+        assert gg.gradcheck(model, {"a": a, "b": b, "w": w}).ok
+        dx = gg.compile(g, wrt=["a", "b", "w"])
+        assert gg.gradcheck(dx, {"a": a, "b": b, "w": w}).ok
