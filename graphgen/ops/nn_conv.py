@@ -147,6 +147,7 @@ register(
     OpDef(
         name="conv2d",
         fresh=True,
+        out_kwarg=True,
         operands=("x", "w", "b"),
         optional=("b",),
         attrs=CONV_ATTRS,
