@@ -153,7 +153,7 @@ register(
         attrs=CONV_ATTRS,
         infer=_conv2d_infer,
         emit=emit_call("_conv2d", _CONV_KEYS, CONV_ATTRS, scratch=True),
-        kernel=("pad2d", "windows", "im2col", "conv_rows", "conv2d"),
+        kernel=("pad2d", "windows", "temporary", "im2col", "conv_rows", "conv2d"),
         vjp=_conv2d_vjp,
         formula="dx = conv2d_input_grad(g, w), dw = conv2d_weight_grad(x, g), "
         "db = sum(g, axis=(0, 2, 3))",
@@ -232,7 +232,7 @@ register(
         emit=emit_call(
             "_conv2d_input_grad", tuple(_INPUT_GRAD_ATTRS), _INPUT_GRAD_ATTRS, scratch=True
         ),
-        kernel=("fold_windows", "conv_rows", "conv2d_input_grad"),
+        kernel=("fold_windows", "temporary", "conv_rows", "conv2d_input_grad"),
         vjp=_input_grad_vjp,
         formula="dg = conv2d(u, w), dw = conv2d_weight_grad(u, g)",
         tests=tuple(
@@ -284,7 +284,14 @@ register(
         emit=emit_call(
             "_conv2d_weight_grad", tuple(_WEIGHT_GRAD_ATTRS), _WEIGHT_GRAD_ATTRS, scratch=True
         ),
-        kernel=("pad2d", "windows", "im2col", "conv_rows", "conv2d_weight_grad"),
+        kernel=(
+            "pad2d",
+            "windows",
+            "temporary",
+            "im2col",
+            "conv_rows",
+            "conv2d_weight_grad",
+        ),
         vjp=_weight_grad_vjp,
         formula="dx = conv2d_input_grad(g, u), dg = conv2d(x, u)",
         tests=tuple(
