@@ -512,18 +512,41 @@ class FunctionEmitter:
 
     def _reusable_operands(self, node: str) -> list[str]:
         """The operands `node` could compute its result into: statements of its shape and
-        dtype, at the positions an elementwise ufunc (any) or `where` (x1, x2) takes."""
-        data = self.graph.nodes[node]
-        op = get_op(data["op"])
-        if op.elementwise and self._chained_operand(node) is not None:
-            return []  # its buffer also holds the inlined operand's temporaries
+        dtype, at the positions an elementwise ufunc (any) or `where` (x1, x2) takes.
+
+        For an elementwise chain (see _into), the operands of its innermost op that no
+        later step of the chain reads: the chain starts by overwriting one of them."""
+        chain = self._chain(node)
+        innermost = chain[-1]
+        later: set[str] = set()
+        for step, child in zip(chain, chain[1:]):
+            for a in operands(self.graph, step):
+                if a != child:
+                    later |= self.reads(a) if a in self.inlined else {a}
+        return [v for v in self._own_reusable(innermost, node) if v not in later]
+
+    def _chain(self, node: str) -> list[str]:
+        """node, then each chained operand in turn (see _into): the ops of its statement
+        that run one after another in one array, outermost first."""
+        chain = [node]
+        while get_op(self.graph.nodes[chain[-1]]["op"]).elementwise:
+            chained = self._chained_operand(chain[-1])
+            if chained is None:
+                break
+            chain.append(operand_slots(self.graph, chain[-1], 0)[chained])
+        return chain
+
+    def _own_reusable(self, node: str, result: str) -> list[str]:
+        """The operands of `node` that could be overwritten by `result` (node or the
+        outermost step of its chain): same shape and dtype as result."""
+        op = get_op(self.graph.nodes[node]["op"])
         if op.elementwise:
             positions = range(len(op.operands))
-        elif op.name == "where":
+        elif op.name == "where" and node == result:
             positions = (1, 2)
         else:
             return []
-        if not spec(self.graph, node).shape:
+        if not spec(self.graph, result).shape:
             return []
         slots = operand_slots(self.graph, node, len(op.operands))
         return [
@@ -532,7 +555,7 @@ class FunctionEmitter:
             if slots[i] is not None
             and slots[i] not in self.inlined
             and self.graph.nodes[slots[i]]["op"] not in ("input", "param")
-            and self._same_spec(slots[i], node)
+            and self._same_spec(slots[i], result)
         ]
 
     def _same_spec(self, a: str, b: str) -> bool:
@@ -581,10 +604,13 @@ class FunctionEmitter:
         return lines
 
     def _overwrite(self, node: str, dead: str) -> list[str]:
-        """`node`'s value computed into the array of its operand `dead` (read last here)."""
+        """`node`'s value computed into the array of its operand `dead` (read last here),
+        or of an operand of its chain's innermost op (see _reusable_operands)."""
         op = self.emitted_op(node)
         e = EmitContext(self, node)
         var, target = self.names[node], self.names[dead]
+        if len(self._chain(node)) > 1:
+            return self._into(node, var, target)
         position = [e.operand(i) for i in range(len(e.ins))].index(dead)
         if op.name == "where":  # where(c, x1, x2): x1 where c, else x2
             cond = e.arg(0, UNARY)

@@ -253,3 +253,33 @@ def test_conv_kernels_share_three_temporary_buffers_of_the_workspace(rng):
     assert workspace["value_and_grad"][("kernel", 1)].nbytes == 200 * 4480 * 4
     model.module.value_and_grad(*args, workspace=workspace)
     assert {k: id(workspace["value_and_grad"][k]) for k in kept} == kept
+
+
+def chain_graph(later_reads_h: bool) -> gg.Graph:
+    """forward computes d = gate * (1 - h**2), or (gate * h) * (1 - h**2), as one
+    elementwise chain, at the statement where h is read for the last time."""
+    g = gg.Graph("chain")
+    x = g.input("x", ("batch", 4))
+    W = g.param("W", (4, 4))
+    h = gg.tanh(x @ W, name="h")
+    gate = gg.sigmoid(x, name="gate")
+    one_minus = gg.subtract(1.0, gg.square(h))
+    d = (gate * h) * one_minus if later_reads_h else gate * one_minus
+    g.output(gg.sum(d) + gg.sum(d * x))  # d is read twice: a statement of its own
+    return g
+
+
+@pytest.mark.parametrize("later_reads_h", [False, True])
+def test_a_chain_starts_by_overwriting_a_dead_operand_only_if_no_later_step_reads_it(
+    later_reads_h, rng
+):
+    model = gg.compile(chain_graph(later_reads_h))
+    forward = model.source[model.source.index("def forward(") : model.source.index("def value_and")]
+    assert ("np.square(h, out=h)" in forward) != later_reads_h
+    plain = gg.compile(chain_graph(later_reads_h), buffers=False)
+    workspace: dict = {}
+    for _ in range(2):
+        x0, W0 = rng.standard_normal((5, 4)), rng.standard_normal((4, 4))
+        want = plain.forward(x0, W0)
+        np.testing.assert_array_equal(model.forward(x0, W0, workspace=workspace), want)
+        assert_same(model.value_and_grad(x0, W0, workspace=workspace), plain.value_and_grad(x0, W0))

@@ -207,7 +207,7 @@ def value_and_grad(x, y, W1, b1, W2, b2, *, workspace=None):
     d_W2 = h1.T @ d_logits
     del d_logits
     # tanh VJP for z1: dx = g * (1 - tanh(x)**2)  | x=z1 (batch, 5) -> h1 (batch, 5)
-    d_z1 = np.square(h1, out=_out(scratch, 4, (batch, 5), "float64"))
+    d_z1 = np.square(h1, out=h1)
     np.subtract(1.0, d_z1, out=d_z1)
     d_z1 *= d_h1
     del h1, d_h1
@@ -246,7 +246,7 @@ def vjp(x, y, W1, b1, W2, b2, cotangent, *, workspace=None):
     d_W2 = h1.T @ d_logits
     del d_logits
     # tanh VJP for z1: dx = g * (1 - tanh(x)**2)  | x=z1 (batch, 5) -> h1 (batch, 5)
-    d_z1 = np.square(h1, out=_out(scratch, 4, (batch, 5), "float64"))
+    d_z1 = np.square(h1, out=h1)
     np.subtract(1.0, d_z1, out=d_z1)
     d_z1 *= d_h1
     del h1, d_h1
