@@ -319,6 +319,7 @@ class FunctionEmitter:
     ):
         self.graph = graph
         self.buffers = buffers  # plan workspace buffers and in-place updates
+        self._emitted_ops: dict[str, OpDef] = {}
         self.uses_scratch = False  # a kernel call was handed `scratch`
         self.targets = targets
         self.order = topological_order(graph)
@@ -408,10 +409,11 @@ class FunctionEmitter:
         op = get_op(self.graph.nodes[node]["op"])
         if op.emit_as is None:
             return op
-        slots = operand_slots(self.graph, node, len(op.operands))
-        ins = [None if a is None else spec(self.graph, a) for a in slots]
-        name = op.emit_as(ins)
-        return op if name is None else get_op(name)
+        if node not in self._emitted_ops:
+            slots = operand_slots(self.graph, node, len(op.operands))
+            name = op.emit_as([None if a is None else spec(self.graph, a) for a in slots])
+            self._emitted_ops[node] = op if name is None else get_op(name)
+        return self._emitted_ops[node]
 
     def render(self, node: str) -> tuple[str, int]:
         op = self.emitted_op(node)
