@@ -207,3 +207,26 @@ def test_short_row_convolutions_run_on_padded_rows_and_match_the_direct_sum(dtyp
         assert gg.gradcheck(model, {"a": a, "b": b, "w": w}).ok
         dx = gg.compile(g, wrt=["a", "b", "w"])
         assert gg.gradcheck(dx, {"a": a, "b": b, "w": w}).ok
+
+
+def test_short_row_convolution_of_float32_data_with_float64_weights_computes_in_float64():
+    """The result dtype is the graph's (float64): the row layout's buffers follow it,
+    never the data's narrower dtype."""
+    rng = np.random.default_rng(5)
+    g = gg.Graph("mixed")
+    x = g.input("x", (2, 3, 7, 7), "float32")
+    w = g.param("w", (4, 3, 3, 3), "float64")
+    y = gg.conv2d(x, w, padding=1, name="y")
+    g.output(gg.sum(y * y))
+    x0 = rng.standard_normal((2, 3, 7, 7)).astype("float32")
+    w0 = rng.standard_normal((4, 3, 3, 3))
+    want = direct_conv2d(x0.astype(float), w0, (1, 1))
+    for buffers in (True, False):
+        model = gg.compile(g, buffers=buffers)
+        assert "_row_windows(" in model.source
+        for workspace in (None, {}):
+            loss = model.forward(x0, w0, workspace=workspace)
+            np.testing.assert_allclose(loss, np.sum(want * want), rtol=1e-13)
+            grads = model.value_and_grad(x0, w0, workspace=workspace)[1]
+            assert grads["w"].dtype == np.float64
+        assert gg.gradcheck(model, {"x": x0, "w": w0}).ok
