@@ -249,8 +249,9 @@ def test_conv_kernels_share_three_temporary_buffers_of_the_workspace(rng):
     model.module.value_and_grad(*args, workspace=workspace)
     kept = {k: id(v) for k, v in workspace["value_and_grad"].items() if isinstance(k, tuple)}
     assert set(kept) == {("kernel", 0), ("kernel", 1), ("kernel", 2)}
-    # the largest temporary: conv2's row windows (8 * 5 * 5, 32 * 10 * 14) in float32
-    assert workspace["value_and_grad"][("kernel", 1)].nbytes == 200 * 4480 * 4
+    # the largest temporary: conv2's row windows (8 * 5 * 5, 32 * 10 * 14) in float32, and
+    # 64 bytes to start it on a cache line
+    assert workspace["value_and_grad"][("kernel", 1)].nbytes == 200 * 4480 * 4 + 64
     model.module.value_and_grad(*args, workspace=workspace)
     assert {k: id(workspace["value_and_grad"][k]) for k in kept} == kept
 
@@ -283,3 +284,13 @@ def test_a_chain_starts_by_overwriting_a_dead_operand_only_if_no_later_step_read
         want = plain.forward(x0, W0)
         np.testing.assert_array_equal(model.forward(x0, W0, workspace=workspace), want)
         assert_same(model.value_and_grad(x0, W0, workspace=workspace), plain.value_and_grad(x0, W0))
+
+
+def test_kernel_temporaries_start_on_a_cache_line():
+    model, workload = workload_model("cnn", "float32")
+    workspace: dict = {}
+    model.module.value_and_grad(*workload_inputs(workload, "float32", 0), workspace=workspace)
+    namespace = vars(model.module)
+    for slot in range(3):
+        view = namespace["_temporary"](workspace["value_and_grad"], slot, (5, 7), "float64")
+        assert view.ctypes.data % 64 == 0 and view.shape == (5, 7)
