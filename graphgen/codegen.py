@@ -273,6 +273,12 @@ class EmitContext:
             return None
         return self._fn.graph.nodes[node]["attrs"]["value"]
 
+    @property
+    def plain(self) -> bool:
+        """Whether the function is emitted as plain expressions (buffers=False): an emitter
+        then prefers the textbook form of an op where a faster one gives the same bits."""
+        return not self._fn.buffers
+
     def use_kernel(self, name: str) -> None:
         """Include the kernel template `name` in the module (for emitters whose helper
         depends on the operands, not only on attrs)."""

@@ -230,3 +230,18 @@ def test_short_row_convolution_of_float32_data_with_float64_weights_computes_in_
             grads = model.value_and_grad(x0, w0, workspace=workspace)[1]
             assert grads["w"].dtype == np.float64
         assert gg.gradcheck(model, {"x": x0, "w": w0}).ok
+
+
+def test_plain_code_keeps_np_where_and_gives_the_same_bits():
+    """buffers=False writes the textbook np.where(c, x, 0.0); the planned code's bit mask
+    computes exactly the same values."""
+    rng = np.random.default_rng(11)
+    c, x = rng.standard_normal((2, 6, 50)), rng.standard_normal((6, 50))
+    x[0, :3] = [np.nan, -np.inf, -0.0]
+    plain = gg.compile(where_graph((6, 50), (6, 50), "float64"), buffers=False)
+    assert "np.where(" in plain.source and "_where_zero" not in plain.source
+    planned = gg.compile(where_graph((6, 50), (6, 50), "float64"))
+    assert "_where_zero(" in planned.source
+    got, want = planned.forward(c[0], x), plain.forward(c[0], x)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))

@@ -381,7 +381,7 @@ def where_zero_branch(e) -> int | None:
 
 def _emit_where(e) -> str:
     zero = where_zero_branch(e)
-    if zero is None:
+    if zero is None or e.plain:  # the same bits: np.where reads as the textbook does
         return f"np.where({e.arg(0)}, {e.arg(1)}, {e.arg(2)})"
     e.use_kernel("where_zero")
     kept = e.arg(0) if zero == 2 else f"~{e.arg(0, UNARY)}"
