@@ -245,3 +245,34 @@ def test_plain_code_keeps_np_where_and_gives_the_same_bits():
     got, want = planned.forward(c[0], x), plain.forward(c[0], x)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"groups": 2},  # im2col, one product per group, written into a workspace buffer
+        {"stride": 2, "padding": 1},
+        {"dilation": 2, "padding": 2},
+        {"padding": 1},  # short rows: the row layout
+    ],
+)
+def test_planned_convolutions_write_their_buffers_as_the_plain_code_computes(attrs):
+    """A symbolic batch makes conv2d's result a planned buffer (out=): every layout gives
+    bitwise the plain code's values, and the plain code matches finite differences."""
+    rng = np.random.default_rng(13)
+    g = gg.Graph("convs")
+    x = g.input("x", ("batch", 4, 9, 9))
+    w = g.param("w", (6, 4 // attrs.get("groups", 1), 3, 3))
+    y = gg.conv2d(x, w, name="y", **attrs)
+    g.output(gg.sum(gg.tanh(y) * y))
+    x0 = rng.standard_normal((3, 4, 9, 9))
+    w0 = rng.standard_normal((6, 4 // attrs.get("groups", 1), 3, 3))
+    planned, plain = gg.compile(g), gg.compile(g, buffers=False)
+    assert "out=_out(scratch" in planned.source
+    workspace: dict = {}
+    for _ in range(2):
+        got = planned.value_and_grad(x0, w0, workspace=workspace)
+        want = plain.value_and_grad(x0, w0)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1]["w"], want[1]["w"])
+    assert gg.gradcheck(plain, {"x": x0, "w": w0}).ok
