@@ -1,8 +1,8 @@
 """The benchmark command: every case in its own process, then the tables.
 
     python -m benchmarks [--quick] [--workload mlp,cnn] [--impl numpy,graphgen] [--dtype float32]
-                         [--malloc shipped,notrim] [--budget 2] [--threads N] [--no-compile]
-                         [--compile-only] [--note TEXT] [--out FILE]
+                         [--malloc shipped,notrim] [--budget 2] [--rounds 1] [--threads N]
+                         [--no-compile] [--compile-only] [--note TEXT] [--out FILE]
 
 A case is (workload, dtype, malloc setting, implementation). Each runs in a fresh Python
 (`benchmarks.worker`) with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from the child's
@@ -10,6 +10,9 @@ environment only (they force an older, slower OpenBLAS kernel on this kind of ma
 with glibc malloc either as shipped or tuned not to give memory back (MALLOC_SETTINGS).
 Then the compile-time process (`benchmarks.compile_time`) and, unless --quick, JAX's
 first call on the deep MLPs. Results: printed, and written as Markdown with the machine.
+With --rounds N the whole list of cases runs N times, each case with budget / N, and each
+case's calls are pooled: on a shared machine a slow spell then hits every implementation a
+little instead of one of them a lot.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import argparse
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from . import impls, machine, report, workloads
+from . import impls, machine, measure, report, workloads
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -98,6 +102,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dtype", help="float32, float64 or both (default both)")
     p.add_argument("--malloc", help=f"comma-separated: {', '.join(MALLOC_SETTINGS)} (default both)")
     p.add_argument("--budget", type=float, help="seconds of timed calls per case (default 2)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every case this many times, interleaved, each with budget / rounds, and "
+        "pool the calls (default 1): a slow spell of a shared machine then hits every "
+        "implementation instead of one",
+    )
     p.add_argument("--threads", type=int, help="BLAS/OpenMP/XLA threads (default: libraries')")
     p.add_argument("--no-compile", action="store_true", help="skip the compile-time part")
     p.add_argument("--compile-only", action="store_true", help="only the compile-time part")
@@ -149,23 +161,34 @@ def main(argv: list[str] | None = None) -> int:
             for i in impl_names
             if not (i == "floor" and not w.name.startswith("mlp"))
         ]
-        for k, (w, d, m, i) in enumerate(todo, 1):
-            spec = {
-                "workload": w.name,
-                "dtype": d,
-                "malloc": m,
-                "impl": i,
-                "budget": budget,
-                "warmup": 2 if args.quick else 5,
-                "min_calls": 3 if args.quick else 20,
-                "max_calls": 50 if args.quick else 5000,
-            }
-            result = run_child(
-                "benchmarks.worker", spec, child_env(m, args.threads, args.graphgen), args.timeout
-            )
-            result["spec"] = spec
-            cases.append(result)
-            print(f"[{k}/{len(todo)}] {_progress(result, cases)}", flush=True)
+        rounds = max(1, args.rounds)
+        by_round: list[list[dict]] = []
+        for r in range(rounds):
+            done: list[dict] = []
+            for k, (w, d, m, i) in enumerate(todo, 1):
+                spec = {
+                    "workload": w.name,
+                    "dtype": d,
+                    "malloc": m,
+                    "impl": i,
+                    "budget": budget / rounds,
+                    "rounds": rounds,
+                    "warmup": 2 if args.quick else 5,
+                    "min_calls": 3 if args.quick else max(5, 20 // rounds),
+                    "max_calls": 50 if args.quick else 5000,
+                }
+                result = run_child(
+                    "benchmarks.worker",
+                    spec,
+                    child_env(m, args.threads, args.graphgen),
+                    args.timeout,
+                )
+                result["spec"] = spec
+                done.append(result)
+                where = f"round {r + 1}/{rounds} " if rounds > 1 else ""
+                print(f"[{where}{k}/{len(todo)}] {_progress(result, done)}", flush=True)
+            by_round.append(done)
+        cases = [merge_rounds(list(results)) for results in zip(*by_round)]
 
     comp, jax_depths = None, None
     if not args.no_compile:
@@ -197,6 +220,26 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         print("\n" + "\n".join(bad), file=sys.stderr)
     return 1 if bad else 0
+
+
+def merge_rounds(results: list[dict]) -> dict:
+    """One case's results from several rounds as one: its calls pooled (median, quartiles
+    over all of them), faults per call averaged, peaks the largest; the first round's
+    result when any round did not time (a mismatch, an error, unavailable)."""
+    if len(results) == 1 or any("timing" not in r for r in results):
+        return results[0]
+    merged = dict(results[0])
+    times = [t for r in results for t in r.pop("times", [])]
+    merged.pop("times", None)
+    merged["timing"] = measure.summarize(times)
+    merged["round_medians"] = [r["timing"]["median"] for r in results]
+    merged["minflt_per_call"] = statistics.fmean(r["minflt_per_call"] for r in results)
+    for key in ("peak_rss_growth", "traced_peak"):
+        values = [r[key] for r in results if r.get(key) is not None]
+        if values:
+            merged[key] = max(values)
+    merged["spec"] = {**results[0]["spec"], "budget": sum(r["spec"]["budget"] for r in results)}
+    return merged
 
 
 def _progress(result: dict, cases: list[dict]) -> str:

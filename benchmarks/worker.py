@@ -92,7 +92,10 @@ def run_case(spec: dict) -> dict:
         measure.warm_up(prepared.call, 2, 0.0)  # back to a steady state after tracemalloc
     n = measure.calls_for(per_call, spec["budget"], spec["min_calls"], spec["max_calls"])
     loop = measure.timed_loop(prepared.call, n)
-    result["timing"] = measure.summarize(loop.pop("times"))
+    times = loop.pop("times")
+    result["timing"] = measure.summarize(times)
+    if spec.get("rounds", 1) > 1:
+        result["times"] = times  # merged with the other rounds' by the parent
     result.update(loop)
     result["blas"] = blas_info()
     return result

@@ -64,3 +64,30 @@ def test_hand_numpy_mlp_matches_finite_differences():
 
         numeric = (loss_at(eps) - loss_at(-eps)) / (2 * eps)
         assert numeric == pytest.approx(float(np.sum(grads[name] * direction)), rel=1e-6, abs=1e-9)
+
+
+def case_result(times, faults, peak, status="ok"):
+    result = {"status": status, "spec": {"budget": 1.0}, "minflt_per_call": faults}
+    if status == "ok":
+        result.update(timing={"median": sorted(times)[len(times) // 2]}, times=list(times))
+        result.update(peak_rss_growth=peak, traced_peak=None)
+    return result
+
+
+def test_rounds_pool_their_calls_average_faults_and_keep_the_largest_peak():
+    from benchmarks.run import merge_rounds
+
+    merged = merge_rounds(
+        [case_result([1.0, 2.0, 3.0], 4.0, 10), case_result([10.0, 11.0, 12.0], 2.0, 30)]
+    )
+    assert merged["timing"]["n"] == 6 and merged["timing"]["median"] == 6.5
+    assert merged["round_medians"] == [2.0, 11.0]
+    assert merged["minflt_per_call"] == 3.0 and merged["peak_rss_growth"] == 30
+    assert merged["spec"]["budget"] == 2.0 and "times" not in merged
+
+
+def test_a_round_that_did_not_time_makes_the_case_untimed():
+    from benchmarks.run import merge_rounds
+
+    first = case_result([], 0.0, None, status="mismatch")
+    assert merge_rounds([first, case_result([1.0], 0.0, 1)]) is first
