@@ -24,7 +24,7 @@ import networkx as nx
 from .ir import spec
 from .memory import BufferPlan, plan_buffers
 from .naming import GRAD_PREFIX, Namespace, auto_id_number, comment_text, string_literal
-from .ops.elementwise import where_zero_branch
+from .ops.elementwise import where_bit_select, where_zero_branch
 from .ops.registry import ATOM, FLOAT_DTYPES, UNARY, Dim, OpDef, get_op
 from .ops.shapes import fmt_shape
 from .schedule import operand_slots, operands, topological_order
@@ -626,6 +626,10 @@ class FunctionEmitter:
                 e.use_kernel("where_zero")
                 kept = e.arg(0) if position == 1 else f"~{cond}"
                 return [f"{var} = _where_zero({kept}, {target}, out={target})"]
+            if where_bit_select(e):
+                e.use_kernel("where_bits")
+                args = [e.arg(0)] + [target if i == position else e.arg(i) for i in (1, 2)]
+                return [f"{var} = _where_bits({', '.join(args)}, out={target})"]
             if position == 1:
                 return [f"np.copyto({target}, {e.arg(2)}, where=~{cond})", f"{var} = {target}"]
             return [f"np.copyto({target}, {e.arg(1)}, where={cond})", f"{var} = {target}"]

@@ -276,3 +276,66 @@ def test_planned_convolutions_write_their_buffers_as_the_plain_code_computes(att
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1]["w"], want[1]["w"])
     assert gg.gradcheck(plain, {"x": x0, "w": w0}).ok
+
+
+def select_graph(x1_shape, x2_shape, dtype) -> gg.Graph:
+    g = gg.Graph("select")
+    c = g.input("c", (6, 40), dtype)
+    x1 = g.input("x1", x1_shape, dtype)
+    x2 = g.input("x2", x2_shape, dtype)
+    g.output(gg.where(c > 0.0, x1, x2))
+    return g
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shapes", [((6, 40), (6, 40)), ((40,), (6, 40)), ((6, 40), (1, 40))])
+def test_where_of_two_arrays_picks_bits_and_matches_np_where_exactly(dtype, shapes):
+    rng = np.random.default_rng(17)
+    c = rng.standard_normal((6, 40)).astype(dtype)
+    c[0, :3] = [np.nan, 0.0, -0.0]
+    x1 = rng.standard_normal(shapes[0]).astype(dtype)
+    x2 = rng.standard_normal(shapes[1]).astype(dtype)
+    x1.reshape(-1)[:4] = [np.nan, np.inf, -0.0, np.finfo(dtype).smallest_subnormal]
+    x2.reshape(-1)[:4] = [-np.inf, -0.0, np.nan, 0.0]
+    model = gg.compile(select_graph(*shapes, dtype))
+    assert "_where_bits(" in function_source(model.source, "forward")
+    got, want = model.forward(c, x1, x2), np.where(c > 0.0, x1, x2)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+def test_leaky_relu_backward_overwrites_its_cotangent_by_picking_bits(rng):
+    g = gg.Graph("leaky")
+    x = g.input("x", ("batch", 30))
+    W = g.param("W", (30, 30))
+    g.output(gg.sum(gg.leaky_relu(x @ W, 0.1) * x))
+    model = gg.compile(g)
+    body = function_source(model.source, "value_and_grad")
+    assert "_where_bits(" in body and "np.copyto" not in body
+    x0, W0 = rng.standard_normal((50, 30)), rng.standard_normal((30, 30))
+    assert gg.gradcheck(model, {"x": x0, "W": W0}).ok
+    plain = gg.compile(g, buffers=False)
+    assert "np.where(" in plain.source and "_where_bits(" not in plain.source
+    workspace: dict = {}
+    for _ in range(2):
+        np.testing.assert_array_equal(
+            model.value_and_grad(x0, W0, workspace=workspace)[1]["W"],
+            plain.value_and_grad(x0, W0)[1]["W"],
+        )
+
+
+@pytest.mark.parametrize("dead_first", [True, False])
+def test_where_of_two_arrays_overwrites_either_dead_branch(dead_first):
+    """forward: the branch read for the last time by where(c, x1, x2) receives the result,
+    whether it is x1 or x2; the other branch is read before it is overwritten."""
+    g = gg.Graph("dead_branch")
+    x = g.input("x", ("batch", 40))
+    dying = gg.tanh(x, name="dying")
+    other = gg.multiply(x, 2.0)
+    picked = gg.where(x > 0.5, dying, other) if dead_first else gg.where(x > 0.5, other, dying)
+    g.output(gg.sum(picked * picked) + gg.sum(picked))
+    model, plain = gg.compile(g), gg.compile(g, buffers=False)
+    assert "out=dying)" in function_source(model.source, "forward")
+    x0 = np.random.default_rng(19).standard_normal((7, 40))
+    np.testing.assert_array_equal(model.forward(x0, workspace={}), plain.forward(x0))

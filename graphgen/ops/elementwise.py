@@ -379,13 +379,27 @@ def where_zero_branch(e) -> int | None:
     return None
 
 
+def where_bit_select(e) -> bool:
+    """Whether where(condition, x1, x2) can pick bits with a mask (the where_bits kernel):
+    both branches are arrays (not constants) of the result's float dtype."""
+    return e.out.is_float and all(
+        e.ins[i] is not None and e.constant(i) is None and e.ins[i].dtype == e.out.dtype
+        for i in (1, 2)
+    )
+
+
 def _emit_where(e) -> str:
     zero = where_zero_branch(e)
-    if zero is None or e.plain:  # the same bits: np.where reads as the textbook does
+    if e.plain:  # the same bits as the kernels: np.where reads as the textbook does
         return f"np.where({e.arg(0)}, {e.arg(1)}, {e.arg(2)})"
-    e.use_kernel("where_zero")
-    kept = e.arg(0) if zero == 2 else f"~{e.arg(0, UNARY)}"
-    return f"_where_zero({kept}, {e.arg(3 - zero)})"
+    if zero is not None:
+        e.use_kernel("where_zero")
+        kept = e.arg(0) if zero == 2 else f"~{e.arg(0, UNARY)}"
+        return f"_where_zero({kept}, {e.arg(3 - zero)})"
+    if where_bit_select(e):
+        e.use_kernel("where_bits")
+        return f"_where_bits({e.arg(0)}, {e.arg(1)}, {e.arg(2)})"
+    return f"np.where({e.arg(0)}, {e.arg(1)}, {e.arg(2)})"
 
 
 def _where_vjp(g, out, args, attrs):
