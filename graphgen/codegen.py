@@ -24,8 +24,8 @@ import networkx as nx
 from .ir import spec
 from .memory import BufferPlan, plan_buffers
 from .naming import GRAD_PREFIX, Namespace, auto_id_number, comment_text, string_literal
-from .ops.elementwise import where_bit_select, where_zero_branch
-from .ops.registry import ATOM, FLOAT_DTYPES, UNARY, Dim, OpDef, get_op
+from .ops.elementwise import where_into_branch
+from .ops.registry import ATOM, FLOAT_DTYPES, Dim, OpDef, get_op
 from .ops.shapes import fmt_shape
 from .schedule import operand_slots, operands, topological_order
 
@@ -621,18 +621,7 @@ class FunctionEmitter:
             return self._into(node, var, target)
         position = [e.operand(i) for i in range(len(e.ins))].index(dead)
         if op.name == "where":  # where(c, x1, x2): x1 where c, else x2
-            cond = e.arg(0, UNARY)
-            if where_zero_branch(e) == 3 - position:  # the other branch is +0.0
-                e.use_kernel("where_zero")
-                kept = e.arg(0) if position == 1 else f"~{cond}"
-                return [f"{var} = _where_zero({kept}, {target}, out={target})"]
-            if where_bit_select(e):
-                e.use_kernel("where_bits")
-                args = [e.arg(0)] + [target if i == position else e.arg(i) for i in (1, 2)]
-                return [f"{var} = _where_bits({', '.join(args)}, out={target})"]
-            if position == 1:
-                return [f"np.copyto({target}, {e.arg(2)}, where=~{cond})", f"{var} = {target}"]
-            return [f"np.copyto({target}, {e.arg(1)}, where={cond})", f"{var} = {target}"]
+            return where_into_branch(e, position, target, var)
         args = [target if i == position else e.arg(i) for i in range(len(e.ins))]
         args += list(op.ufunc_extra)
         return [f"{var} = {op.ufunc}({', '.join(args)}, out={target})"]

@@ -389,9 +389,9 @@ def where_bit_select(e) -> bool:
 
 
 def _emit_where(e) -> str:
-    zero = where_zero_branch(e)
     if e.plain:  # the same bits as the kernels: np.where reads as the textbook does
         return f"np.where({e.arg(0)}, {e.arg(1)}, {e.arg(2)})"
+    zero = where_zero_branch(e)
     if zero is not None:
         e.use_kernel("where_zero")
         kept = e.arg(0) if zero == 2 else f"~{e.arg(0, UNARY)}"
@@ -400,6 +400,21 @@ def _emit_where(e) -> str:
         e.use_kernel("where_bits")
         return f"_where_bits({e.arg(0)}, {e.arg(1)}, {e.arg(2)})"
     return f"np.where({e.arg(0)}, {e.arg(1)}, {e.arg(2)})"
+
+
+def where_into_branch(e, position: int, target: str, var: str) -> list[str]:
+    """Statements leaving where's value in `var`, computed into the array `target` of its
+    branch at `position` (1 or 2), which is read here for the last time."""
+    if where_zero_branch(e) == 3 - position:  # the other branch is +0.0
+        e.use_kernel("where_zero")
+        kept = e.arg(0) if position == 1 else f"~{e.arg(0, UNARY)}"
+        return [f"{var} = _where_zero({kept}, {target}, out={target})"]
+    if where_bit_select(e):
+        e.use_kernel("where_bits")
+        args = [e.arg(0)] + [target if i == position else e.arg(i) for i in (1, 2)]
+        return [f"{var} = _where_bits({', '.join(args)}, out={target})"]
+    kept = f"~{e.arg(0, UNARY)}" if position == 1 else e.arg(0)  # where the other branch goes
+    return [f"np.copyto({target}, {e.arg(3 - position)}, where={kept})", f"{var} = {target}"]
 
 
 def _where_vjp(g, out, args, attrs):

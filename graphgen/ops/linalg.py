@@ -84,6 +84,8 @@ def _matmul_vjp(g, out, args, attrs):
     return da, db
 
 
+MATMUL_FORMULA = "dx1 = g @ x2^T, dx2 = x1^T @ g"
+
 register(
     OpDef(
         name="matmul",
@@ -92,7 +94,7 @@ register(
         emit=lambda e: f"{e.arg(0, MUL)} @ {e.arg(1, MUL + 1)}",
         prec=MUL,
         vjp=_matmul_vjp,
-        formula="dx1 = g @ x2^T, dx2 = x1^T @ g",
+        formula=MATMUL_FORMULA,
         tests=(
             TestCase(shapes=((3, 4), (4, 5))),
             TestCase(shapes=((4,), (4, 5))),
@@ -135,7 +137,7 @@ register(
         infer=_matmul_rows_infer,
         emit=lambda e: f"_matmul_rows({e.arg(0)}, {e.arg(1)})",
         vjp=_matmul_vjp,
-        formula="dx1 = g @ x2^T, dx2 = x1^T @ g",
+        formula=MATMUL_FORMULA,
         tests=(
             TestCase(shapes=((2, 3, 4), (4, 5))),
             TestCase(shapes=((2, 1, 3, 4), (4, 2))),

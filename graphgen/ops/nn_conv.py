@@ -100,8 +100,8 @@ def emit_call(fn: str, keys: tuple[str, ...], attrs: dict, scratch: bool = False
         while args[-1] == "None":  # a trailing optional operand left out
             args.pop()
         args += [f"{k}={e.attrs[k]!r}" for k in keys if e.attrs[k] != attrs[k].default]
-        if scratch and e.scratch():
-            args.append(f"scratch={e.scratch()}")
+        if scratch and (name := e.scratch()):
+            args.append(f"scratch={name}")
         return f"{fn}({', '.join(args)})"
 
     return emit
