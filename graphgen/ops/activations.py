@@ -197,7 +197,9 @@ register(
         infer=_float_infer,
         emit=lambda e: f"_gelu{'_tanh' if e.attrs['approximate'] == 'tanh' else ''}({e.arg(0)})",
         kernel=lambda attrs: (
-            (*ERF_BLOCKS, "gelu") if attrs["approximate"] == "none" else ("gelu_tanh",)
+            (*ERF_BLOCKS, "normal_cdf", "gelu")
+            if attrs["approximate"] == "none"
+            else ("gelu_tanh",)
         ),
         vjp=_gelu_vjp,
         formula=(
