@@ -222,6 +222,28 @@ def test_sample_keep_domain_has_a_true_in_every_row():
     assert masks.dtype == bool and masks.any(axis=-1).all() and not masks.all()
 
 
+def test_cross_entropy_per_element_keeps_the_labels_leading_dims(rng):
+    g = gg.Graph("ce")
+    x = g.param("x", (2, 3, 5))
+    y = g.input("y", (2, 3), "int64")
+    g.output(gg.softmax_cross_entropy(x, y, reduction="none"))
+    logits, labels = rng.standard_normal((2, 3, 5)), rng.integers(0, 5, (2, 3))
+    got = gg.compile(g).forward(logits, labels)
+    z = logits - logits.max(axis=-1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    want = -np.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
+    assert got.shape == (2, 3)
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+@pytest.mark.parametrize("label", [5, 7])
+def test_cross_entropy_refuses_a_label_beyond_the_classes(label):
+    g = gg.Graph("ce")
+    g.output(gg.softmax_cross_entropy(g.param("x", (3, 5)), g.input("y", (3,), "int64")))
+    with pytest.raises(IndexError, match=f"index {label} is out of bounds"):
+        gg.compile(g).forward(np.zeros((3, 5)), np.array([0, label, 1]))
+
+
 # ---- error messages ------------------------------------------------------------------------
 
 

@@ -151,14 +151,17 @@ def _softmax(x, axis, out=None):
 def _softmax_cross_entropy(logits, labels, reduction):
     """Cross-entropy of softmax(logits) (..., C) against int labels (...)."""
     shifted = logits - np.max(logits, axis=-1, keepdims=True)
-    log_z = np.log(np.sum(np.exp(shifted), axis=-1))
-    picked = np.take_along_axis(shifted, labels[..., None], axis=-1)[..., 0]
-    losses = log_z - picked
+    rows = shifted.reshape(-1, shifted.shape[-1])  # a view: shifted is a fresh array
+    # each row's label, by index (IndexError when out of range)
+    picked = rows[np.arange(rows.shape[0]), labels.reshape(-1)]
+    np.exp(rows, out=rows)
+    losses = np.log(np.sum(rows, axis=-1))
+    losses -= picked
     if reduction == "mean":
-        return np.mean(losses)
+        return np.sum(losses) / losses.size  # np.mean's float, without its overhead
     if reduction == "sum":
         return np.sum(losses)
-    return losses
+    return losses.reshape(labels.shape)
 
 
 def forward(x, y, W1, b1, W2, b2, *, workspace=None):
