@@ -4,6 +4,7 @@ indices, index forms, einsum's subscript forms, integer results, stop_gradient."
 
 import json
 import math
+import warnings
 
 import networkx as nx
 import numpy as np
@@ -122,6 +123,25 @@ def test_erf_of_inf_and_nan():
     got = forward_of(gg.erf, np.array([np.inf, -np.inf, np.nan, 0.0, -0.0]))
     np.testing.assert_array_equal(got, [1.0, -1.0, np.nan, 0.0, -0.0])
     assert np.signbit(got[4])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_erf_family_at_the_extremes_without_warnings(dtype):
+    """Beyond the near polynomial's range, values come from erfc: huge and infinite inputs
+    give the limits, nan stays nan, and no overflow or invalid-value warning is raised."""
+    big = np.finfo(dtype).max
+    x = np.array([-np.inf, -big, -40.0, 40.0, big, np.inf, np.nan], dtype=dtype)
+    want = {
+        gg.erf: [-1.0, -1.0, -1.0, 1.0, 1.0, 1.0, np.nan],
+        gg.erfc: [2.0, 2.0, 2.0, 0.0, 0.0, 0.0, np.nan],
+        gg.normal_cdf: [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, np.nan],
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for build, values in want.items():
+            got = forward_of(build, x)
+            assert got.dtype == dtype
+            np.testing.assert_array_equal(got, np.array(values, dtype=dtype))
 
 
 def test_erfc_keeps_its_relative_accuracy_in_the_tail():

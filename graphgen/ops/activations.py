@@ -4,8 +4,9 @@ tanh form).
 Emitters that would use their operand more than once (leaky_relu, elu, gelu) call a small
 kernel function instead, so that an inlined operand expression is never computed twice.
 NumPy has no erf: erf, erfc, normal_cdf and gelu's exact form use the blockwise kernels of
-templates/kernels/erf_blocks.py.j2 (float64 accuracy, or float32's for float32 arrays);
-Phi and gelu go through erfc so that their negative tail keeps its relative accuracy.
+templates/kernels/erf_blocks.py.j2 (float64 accuracy, or float32's for float32 arrays): a
+fitted polynomial near 0, and erfc beyond, so that the tails (erfc for large x, Phi and gelu
+for negative x) keep their relative accuracy.
 Every VJP is the cotangent times the local derivative, built with ordinary ops (erf, exp,
 tanh, where); the exact gelu is differentiated as x * normal_cdf(x) (its lowering), so
 that the backward reuses the forward's Phi.
