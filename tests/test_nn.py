@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 
 import networkx as nx
 import numpy as np
@@ -196,7 +197,39 @@ def test_non_overlapping_max_pool_gradient_matches_the_general_windows(shape, rn
         i, j = np.unravel_index(np.argmax(window), (2, 2))
         want[n, c, 2 * r + i, 2 * q + j] += g[n, c, r, q]
     np.testing.assert_array_equal(got["a0"], want)
-    assert "_tiled_max_pool2d_grad(x, g, kernel_size, out)" in fast.source
+    assert "_tiled_max_pool2d_grad(x, g, kernel_size, pooled, out)" in fast.source
+
+
+@pytest.mark.parametrize(
+    ("shape", "attrs"),
+    [((2, 3, 6, 6), {}), ((2, 3, 7, 5), {}), ((1, 2, 7, 5), {"stride": 1, "padding": 1})],
+)
+def test_max_pool_gradient_given_the_pooled_output_is_the_same(shape, attrs, rng):
+    """max_pool2d's VJP hands its output y to max_pool2d_grad, which then compares the taps
+    with it instead of taking the maxima again: the same bits as without y, with ties and
+    a nan window."""
+    x = np.round(rng.standard_normal(shape), 0)  # many ties
+    x[0, 0, 0, 0] = np.nan
+    pooled = _compile_one(lambda t: gg.max_pool2d(t, 2, **attrs), (shape, "float64"), wrt=["a0"])
+    y = pooled.forward(x)
+    g = rng.standard_normal(y.shape)
+    specs = ((shape, "float64"), (y.shape, "float64"), (y.shape, "float64"))
+    with_y = _compile_one(lambda a, b, c: gg.max_pool2d_grad(a, b, c, 2, **attrs), *specs)
+    without = _compile_one(
+        lambda a, b: gg.max_pool2d_grad(a, b, kernel_size=2, **attrs), *specs[:2]
+    )
+    np.testing.assert_array_equal(with_y.forward(x, g, y), without.forward(x, g))
+    assert re.search(r"_max_pool2d_grad\(\s*a0, a1, a2, kernel_size", with_y.source)
+    _, grads = pooled.vjp(a0=x, cotangent=g)
+    np.testing.assert_array_equal(grads["a0"], with_y.forward(x, g, y))
+    assert re.search(r"_max_pool2d_grad\(\s*a0, cotangent, max_pool2d", pooled.source)
+
+
+def test_max_pool_gradient_refuses_a_y_that_is_not_the_pooled_shape():
+    g = gg.Graph("t")
+    x, d = g.input("x", (1, 2, 4, 4)), g.input("g", (1, 2, 2, 2))
+    with pytest.raises(gg.ShapeError, match=r"y must be max_pool2d\(x\): \(1, 2, 2, 2\)"):
+        gg.max_pool2d_grad(x, d, g.input("y", (1, 2, 4, 4)), 2)
 
 
 def test_embedding_gradient_accumulates_repeated_indices():

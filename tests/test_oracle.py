@@ -149,7 +149,7 @@ def _max_pool(x, **attrs):
     return tF.max_pool2d(x, **_pool_args(**attrs))
 
 
-def _max_pool_grad(x, g, **attrs):
+def _max_pool_grad(x, g, y=None, **attrs):
     x = x.detach().requires_grad_(True)
     return torch.autograd.grad(_max_pool(x, **attrs), x, g, create_graph=True)[0]
 

@@ -7,8 +7,10 @@ the kernel size; max pooling pads with -inf, average pooling with zeros that cou
 mean (count_include_pad=True), and padding is at most half the kernel, as in PyTorch.
 
 Backward ops (col2im: one vectorised strided add per kernel position):
-- max_pool2d_grad(x, g): g to each window's max, the first in row-major order on ties
-  (PyTorch's choice), accumulated where windows overlap. It declares no VJP: second
+- max_pool2d_grad(x, g, y=None): g to each window's max, the first in row-major order on
+  ties (PyTorch's choice), accumulated where windows overlap. y, optional, is max_pool2d(x)
+  (max_pool2d's VJP passes its output): non-overlapping windows then compare each tap with
+  it instead of taking the maxima again. It declares no VJP: second
   derivatives through max pooling are out of scope (its VJP for g would gather the
   cotangent at each window's argmax; for x it is zero almost everywhere).
 - avg_pool2d_grad(g): g / (kh * kw) spread over each window. It is linear, and the adjoint
@@ -60,7 +62,7 @@ def _emit_pool(fn: str, keys: tuple[str, ...] = _KEYS):
     def emit(e) -> str:
         attrs = resolved(e.attrs)
         defaults = {"stride": attrs["kernel_size"], "padding": (0, 0)}
-        args = [e.arg(i) for i in range(len(e.ins))]
+        args = [e.arg(i) for i, s in enumerate(e.ins) if s is not None]  # y: optional
         args += [f"{k}={attrs[k]!r}" for k in keys if attrs[k] != defaults.get(k)]
         return f"{fn}({', '.join(args)})"
 
@@ -106,8 +108,8 @@ register(
         infer=_pool_infer,
         emit=_emit_pool("_max_pool2d"),
         kernel=("pad2d", "windows", "max_pool2d"),
-        vjp=lambda g, out, args, attrs: (F.max_pool2d_grad(args[0], g, **attrs),),
-        formula="dx = max_pool2d_grad(x, g)",
+        vjp=lambda g, out, args, attrs: (F.max_pool2d_grad(args[0], g, out, **attrs),),
+        formula="dx = max_pool2d_grad(x, g, y),  y = max_pool2d(x)",
         tests=tuple(TestCase(shapes=(x,), attrs=a, domains=("distinct",)) for x, a in _POOL_CASES),
         doc="the max of each window of x (N, C, H, W) or (C, H, W), padded with -inf; "
         "backward through the max_pool2d_grad op (a col2im kernel)",
@@ -116,8 +118,13 @@ register(
 
 
 def _max_grad_infer(specs, attrs) -> TensorSpec:
-    x, g = specs
+    x, g, y = specs
     _grad_infer(x, g, attrs)
+    if y is not None and (y.shape != g.shape or y.dtype != x.dtype):
+        raise ValueError(
+            f"y must be max_pool2d(x): {fmt_shape(g.shape)} {x.dtype}, got "
+            f"{fmt_shape(y.shape)} {y.dtype}"
+        )
     return x
 
 
@@ -126,7 +133,8 @@ register(
         name="max_pool2d_grad",
         out_kwarg=True,
         fresh=True,
-        operands=("x", "g"),
+        operands=("x", "g", "y"),
+        optional=("y",),
         attrs=POOL_ATTRS,
         infer=_max_grad_infer,
         emit=_emit_pool("_max_pool2d_grad"),
@@ -134,11 +142,14 @@ register(
         vjp=None,
         formula="(backward op of max_pool2d: second derivatives are out of scope)",
         tests=tuple(
-            TestCase(shapes=(x, _pooled_shape(x, a)), attrs=a, domains=("distinct", "real"))
+            TestCase(
+                shapes=(x, _pooled_shape(x, a), None), attrs=a, domains=("distinct", "real", "real")
+            )
             for x, a in _POOL_CASES
         ),
         doc="the gradient of max_pool2d with respect to x, given x and the output gradient "
-        "g: each window's g goes to its max (the first one on ties, like PyTorch)",
+        "g: each window's g goes to its max (the first one on ties, like PyTorch); y, "
+        "optional: max_pool2d(x), which saves taking the maxima again",
     )
 )
 
