@@ -328,7 +328,9 @@ class FunctionEmitter:
         self._emitted_ops: dict[str, OpDef] = {}
         self.uses_scratch = False  # a kernel call was handed `scratch`
         self.targets = targets
+        self._target_set = set(targets)
         self.order = topological_order(graph)
+        self._position = {node: i for i, node in enumerate(self.order)}
         self.namespace = Namespace()
         self.names: dict[str, str] = {}
         for leaf in inputs:
@@ -382,7 +384,7 @@ class FunctionEmitter:
     def _inlinable(self, node: str) -> bool:
         data = self.graph.nodes[node]
         op = data["op"]
-        if op in ("input", "param") or node in self.targets:
+        if op in ("input", "param") or node in self._target_set:
             return False
         if op == "const" or not get_op(op).reads_operands:
             return True
@@ -650,7 +652,7 @@ class FunctionEmitter:
         for v, i in last.items():
             if v not in keep:
                 by_index.setdefault(i, []).append(v)
-        return {i: sorted(vs, key=self.order.index) for i, vs in by_index.items()}
+        return {i: sorted(vs, key=self._position.__getitem__) for i, vs in by_index.items()}
 
     def _comment(self, node: str) -> list[str]:
         data = self.graph.nodes[node]

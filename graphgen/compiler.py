@@ -6,6 +6,9 @@ validate/infer -> wrt -> build_joint (value_and_grad, vjp) -> simplify -> prune
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +58,29 @@ def compile_source(
     workspace, and elementwise chains are updated in place (see graphgen.memory); False
     emits every statement as one plain expression, as a textbook would write it.
     """
+    with collector_paused():
+        return _compile(graph, wrt, checks, buffers)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the duration (as it was before, after).
+
+    Compiling makes many objects (graph copies, names, source lines) that live until it
+    ends: every collection would scan them all again, and collections come more often as
+    they grow, which made compile time grow faster than the graph (~15% of a 1,000-layer
+    MLP's). Whatever cycles compiling leaves are collected once the collector is back on.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _compile(graph: Any, wrt: Any, checks: bool, buffers: bool) -> Compiled:
     forward = validate(graph)
     wrt = check_wrt(forward, _wrt_names(wrt))
     inputs = leaves(forward)

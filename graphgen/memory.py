@@ -14,6 +14,7 @@ forward intermediates become backward scratch once they are dead.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
@@ -76,6 +77,7 @@ def _dead_operands(statements, index, uses, last_read, candidates, fresh, return
     if reusable is None:
         return {}
     owners = set(candidates) | set(fresh)
+    returned_set = set(returned)
     storage = _storage(statements, uses, set(candidates), fresh, {})
     sharers: dict[str, list[str]] = {}  # storage -> the values that may live in it
     for m in statements:
@@ -84,7 +86,7 @@ def _dead_operands(statements, index, uses, last_read, candidates, fresh, return
     reuse: dict[str, str] = {}
     for node in statements:
         for v in reusable(node):
-            if v in returned or v not in owners or last_read[v] != index[node]:
+            if v in returned_set or v not in owners or last_read[v] != index[node]:
                 continue
             others = [
                 m
@@ -122,20 +124,22 @@ def _storage(statements, uses, planned, fresh, reuse) -> dict[str, set[str]]:
 
 
 def _assign_slots(planned, index, end, key) -> BufferPlan:
+    """Each planned node's slot: the lowest free slot of its key, freed by buffers whose
+    last use came before the node, else a new one. Heaps keep this O(n log n) in the
+    number of statements (a deep network keeps a thousand activations live)."""
     slot: dict[str, int] = {}
-    free: dict[Hashable, list[int]] = {}
-    live: list[str] = []
+    free: dict[Hashable, list[int]] = {}  # key -> a heap of free slots
+    live: list[tuple[int, int, str]] = []  # a heap of (end, order, node)
     count = 0
-    for node in planned:
-        for b in [b for b in live if end[b] < index[node]]:
-            live.remove(b)
-            free.setdefault(key(b), []).append(slot[b])
+    for order, node in enumerate(planned):
+        while live and live[0][0] < index[node]:
+            b = heapq.heappop(live)[2]
+            heapq.heappush(free.setdefault(key(b), []), slot[b])
         spare = free.get(key(node))
         if spare:
-            spare.sort()
-            slot[node] = spare.pop(0)
+            slot[node] = heapq.heappop(spare)
         else:
             slot[node] = count
             count += 1
-        live.append(node)
+        heapq.heappush(live, (end[node], order, node))
     return BufferPlan(slot, count)

@@ -5,6 +5,7 @@ reentrant across threads."""
 
 from __future__ import annotations
 
+import gc
 import re
 import threading
 
@@ -15,6 +16,8 @@ from graphs import mlp, mlp_inputs
 import graphgen as gg
 from benchmarks import impl_graphgen
 from benchmarks.workloads import WORKLOADS
+from graphgen.compiler import collector_paused
+from graphgen.memory import plan_buffers
 
 
 def workload_model(name: str, dtype: str = "float64"):
@@ -294,3 +297,33 @@ def test_kernel_temporaries_start_on_a_cache_line():
     for slot in range(3):
         view = namespace["_temporary"](workspace["value_and_grad"], slot, (5, 7), "float64")
         assert view.ctypes.data % 64 == 0 and view.shape == (5, 7)
+
+
+def test_a_buffer_takes_the_lowest_slot_freed_before_it_by_a_buffer_of_its_shape():
+    """Slots are reused once their buffer's last reader has run: c takes a's slot (a is
+    read last by b), d a new one (b is still read by d), e the lowest of the free ones;
+    buffers of another shape never share."""
+    statements = ["a", "b", "c", "d", "e", "f"]
+    reads = {"a": [], "b": ["a"], "c": ["b"], "d": ["b", "c"], "e": ["d"], "f": ["e"]}
+    shape = {"a": 1, "b": 1, "c": 1, "d": 1, "e": 1, "f": 2}
+    plan = plan_buffers(
+        statements, reads.__getitem__, set(statements), set(statements), [], shape.__getitem__
+    )
+    assert plan.slot == {"a": 0, "b": 1, "c": 0, "d": 2, "e": 0, "f": 3}
+    assert plan.slots == 4
+
+
+def test_compiling_pauses_the_garbage_collector_and_restores_its_state():
+    g = gg.Graph("t")
+    g.output(gg.sum(gg.tanh(g.param("x", (3,)))))
+    seen = []
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        with collector_paused():
+            seen.append(gc.isenabled())
+            gg.compile(g)
+        assert gc.isenabled() is enabled
+    gc.enable()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("compiling failed")
+    assert gc.isenabled() and seen == [False, False]
