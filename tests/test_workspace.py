@@ -250,13 +250,30 @@ def test_conv_kernels_share_three_temporary_buffers_of_the_workspace(rng):
     workspace: dict = {}
     args = workload_inputs(workload, "float32", 0)
     model.module.value_and_grad(*args, workspace=workspace)
-    kept = {k: id(v) for k, v in workspace["value_and_grad"].items() if isinstance(k, tuple)}
+    kept = {
+        k: id(v)
+        for k, v in workspace["value_and_grad"].items()
+        if isinstance(k, tuple) and k[0] == "kernel"
+    }
     assert set(kept) == {("kernel", 0), ("kernel", 1), ("kernel", 2)}
     # the largest temporary: conv2's row windows (8 * 5 * 5, 32 * 10 * 14) in float32, and
     # 64 bytes to start it on a cache line
     assert workspace["value_and_grad"][("kernel", 1)].nbytes == 200 * 4480 * 4 + 64
+    views = made_views(workspace["value_and_grad"])
+    assert len(views) >= 3
     model.module.value_and_grad(*args, workspace=workspace)
     assert {k: id(workspace["value_and_grad"][k]) for k in kept} == kept
+    assert made_views(workspace["value_and_grad"]) == views  # looked up, none made again
+
+
+def made_views(scratch: dict) -> dict:
+    """(slot, shape, dtype) -> id of the view _temporary keeps for it."""
+    return {
+        (k[1], *key): id(view)
+        for k, views in scratch.items()
+        if isinstance(k, tuple) and k[0] == "views"
+        for key, view in views.items()
+    }
 
 
 def chain_graph(later_reads_h: bool) -> gg.Graph:
