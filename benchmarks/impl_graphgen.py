@@ -14,6 +14,8 @@ import functools
 import math
 import os
 
+import numpy as np
+
 from .impls import Prepared, Unavailable, numpy_convert
 from .workloads import Workload
 
@@ -134,6 +136,9 @@ def prepare(workload: Workload, inputs: dict, workspace: dict | None = None) -> 
     }
     if workspace is not None:  # what the workspace holds between calls, after one call
         fn(*args)
-        held = sum(b.nbytes for buffers in workspace.values() for b in buffers.values())
-        info["workspace"] = f"{held / 2**20:.2f} MB in {len(workspace['value_and_grad'])} buffers"
+        # its arrays; the views of them it keeps too (in dicts) hold no memory of their own
+        kept = [b for slots in workspace.values() for b in slots.values()]
+        arrays = [b for b in kept if isinstance(b, np.ndarray)]
+        held = sum(b.nbytes for b in arrays)
+        info["workspace"] = f"{held / 2**20:.2f} MB in {len(arrays)} buffers"
     return Prepared(call=lambda: fn(*args), convert=numpy_convert, info=info)

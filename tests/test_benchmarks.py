@@ -3,6 +3,8 @@
 No timing here (never timed unit tests); no torch or jax needed (they are optional).
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -26,10 +28,13 @@ def test_graphgen_mlp_agrees_with_hand_numpy(dtype):
     assert prepared is not None
 
 
+@pytest.mark.parametrize("impl", ["graphgen", "graphgen-ws"])
 @pytest.mark.parametrize("family", ["cnn", "transformer"])
-def test_graphgen_cnn_and_transformer_agree_with_hand_numpy(family):
-    result, _ = check_case(TINY[family], "float64", "graphgen")
+def test_graphgen_cnn_and_transformer_agree_with_hand_numpy(family, impl):
+    result, prepared = check_case(TINY[family], "float64", impl)
     assert result["status"] == "ok", result
+    if impl == "graphgen-ws":  # what the workspace holds: its arrays, not the views of them
+        assert re.fullmatch(r"\d+\.\d\d MB in \d+ buffers", prepared.info["workspace"])
 
 
 def test_hand_numpy_float32_is_checked_against_float64():
