@@ -596,8 +596,8 @@ class FunctionEmitter:
         op = self.emitted_op(node)
         e = EmitContext(self, node)
         chained = self._chained_operand(node) if op.elementwise else None
+        self.kernels.update(op.kernels(e.attrs))  # relu's ufunc is a kernel's function
         if chained is None and op.ufunc is None:  # a kernel taking out=
-            self.kernels.update(op.kernels(e.attrs))
             call = op.emit(e)
             return [f"{var} = {call[:-1]}, out={out})"]
         if chained is None:
@@ -619,6 +619,7 @@ class FunctionEmitter:
         op = self.emitted_op(node)
         e = EmitContext(self, node)
         var, target = self.names[node], self.names[dead]
+        self.kernels.update(op.kernels(e.attrs))
         if len(self._chain(node)) > 1:
             return self._into(node, var, target)
         position = [e.operand(i) for i in range(len(e.ins))].index(dead)

@@ -342,3 +342,27 @@ def test_where_of_two_arrays_overwrites_either_dead_branch(dead_first):
     assert "out=dying)" in function_source(model.source, "forward")
     x0 = np.random.default_rng(19).standard_normal((7, 40))
     np.testing.assert_array_equal(model.forward(x0, workspace={}), plain.forward(x0))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("size", [7, 1023, 1024, 16384, 16385, 3 * 16384, 3 * 16384 + 5])
+def test_relu_meets_a_row_of_zeros_and_matches_np_maximum_bit_for_bit(dtype, size):
+    """relu's kernel compares x with a kept row of zeros, x viewed as rows of its length,
+    with the leftover elements after: at every size around those edges the bits are
+    np.maximum(x, 0)'s, nan, -0.0, infinities and subnormals included."""
+    rng = np.random.default_rng(size)
+    x = rng.standard_normal(size).astype(dtype)
+    tiny = np.finfo(dtype).smallest_subnormal
+    special = np.array([np.nan, -np.nan, -0.0, 0.0, np.inf, -np.inf, tiny, -tiny], dtype)
+    x[: len(special)] = special[:size]
+    x = rng.permutation(x)
+    g = gg.Graph("relu")
+    g.output(gg.relu(g.input("x", ("n",), dtype)))
+    model = gg.compile(g)
+    assert "_relu(x" in function_source(model.source, "forward")
+    bits = f"u{np.dtype(dtype).itemsize}"
+    want = np.maximum(x, 0).view(bits)
+    np.testing.assert_array_equal(model.forward(x).view(bits), want)
+    np.testing.assert_array_equal(model.forward(x, workspace={}).view(bits), want)
+    strided = np.repeat(x, 2)[::2]  # not contiguous: the plain np.maximum path
+    np.testing.assert_array_equal(model.forward(strided).view(bits), want)

@@ -52,8 +52,10 @@ def unary(
     prec: int = ATOM,
     doc: str = "",
     ufunc: tuple[str, ...] = (),
+    kernel: str | None = None,
 ):
-    """Register an elementwise unary op; ufunc: (NumPy ufunc, arguments after x) it equals."""
+    """Register an elementwise unary op; ufunc: (NumPy ufunc, arguments after x) it equals,
+    or a kernel's function that works like one (then `kernel` names its template)."""
     register(
         OpDef(
             name=name,
@@ -68,6 +70,7 @@ def unary(
             ufunc=ufunc[0] if ufunc else None,
             ufunc_extra=tuple(ufunc[1:]),
             elementwise=bool(ufunc),
+            kernel=kernel,
         )
     )
 
@@ -128,12 +131,14 @@ unary(
 )
 unary(
     "relu",
-    lambda e: f"np.maximum({e.arg(0)}, 0)",
+    # np.maximum(x, 0), faster: the kernel is elementwise and takes out= like a ufunc
+    _call("_relu"),
     # from the output (y > 0 exactly where x > 0): the input can be released after the forward
     lambda g, out, args, attrs: (F.where(out > 0, g, 0.0),),
     "dx = g * (y > 0), y = relu(x)   (relu'(0) = 0)",
     "nonzero",
-    ufunc=("np.maximum", "0"),
+    ufunc=("_relu",),
+    kernel="relu",
 )
 
 # ---- binary arithmetic ---------------------------------------------------------------

@@ -104,8 +104,10 @@ class OpDef:
     builder   the public function, for the few ops whose NumPy signature is not operands
               then attrs (``einsum(subscripts, *operands)``); default: made from the above
     ufunc     the NumPy function the op is, called on its operands then `ufunc_extra`
-              (``np.add``; relu: ``np.maximum`` with ``0``): codegen can then hand it an
-              ``out=`` buffer. Only for functions that give a fresh array, never a view.
+              (``np.add``; tanh: ``np.tanh``), or a kernel's function that works like
+              one (relu: ``_relu``, with its template in `kernel`): codegen can then hand
+              it an ``out=`` buffer. Only for functions that give a fresh array, never a
+              view.
     elementwise  with `ufunc`: the result is computed element by element, so an operand of
               the result's shape and dtype can be updated in place (``h += b``)
     fresh     the emitted expression always gives a new array, never a view of or the same
