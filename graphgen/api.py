@@ -60,8 +60,9 @@ class Model:
         """The graph's outputs (a tuple when there are several).
 
         workspace: a dict that the generated function keeps its large intermediates in
-        between calls (pass the same one every step; one per thread). Results are the same
-        with or without it, and returned arrays are never reused.
+        between calls (pass the same one every step; one per thread: a call from another
+        thread while one runs with it raises RuntimeError). Results are the same with or
+        without it, and returned arrays are never reused.
         """
         return self.module.forward(*self._args(args, kwargs), workspace=workspace)
 

@@ -180,6 +180,80 @@ def test_threads_with_a_workspace_each_get_right_results():
     assert failures == []
 
 
+def in_thread(call):
+    """call() run in a new thread: its result, or the exception it raised."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as error:  # noqa: BLE001 - handed back to the test
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return outcome[0]
+
+
+def test_a_workspace_in_use_in_another_thread_raises_instead_of_sharing_its_buffers():
+    """A call that raises after claiming its buffers leaves them marked as in use: another
+    thread cannot take them (it is told why); the thread that raised goes on with them."""
+    model, workload = workload_model("mlp-b32")
+    args = workload_inputs(workload, "float64", seed=0)
+    bad = list(args)
+    bad[1] = np.full_like(args[1], 10)  # labels past the 10 classes: IndexError mid-call
+    workspace: dict = {}
+    with pytest.raises(IndexError):
+        model.module.value_and_grad(*bad, workspace=workspace)
+    error = in_thread(lambda: model.module.value_and_grad(*args, workspace=workspace))
+    assert isinstance(error, RuntimeError)
+    assert "value_and_grad" in str(error) and "its own workspace" in str(error)
+    assert_same(
+        model.module.value_and_grad(*args, workspace=workspace), model.value_and_grad(*args)
+    )
+
+
+def test_a_workspace_passes_from_thread_to_thread_between_calls():
+    """Each call releases the buffers it claimed: calls in turn from different threads
+    (a worker pool running the training steps) share one workspace."""
+    model, workload = workload_model("mlp-b32")
+    args = workload_inputs(workload, "float64", seed=1)
+    want = model.value_and_grad(*args)
+    workspace: dict = {}
+    for _ in range(3):
+        assert_same(
+            in_thread(lambda: model.module.value_and_grad(*args, workspace=workspace)), want
+        )
+    np.testing.assert_array_equal(model.module.forward(*args, workspace=workspace), want[0])
+
+
+def test_threads_sharing_a_workspace_get_right_results_or_an_error():
+    """Two threads calling at once with one workspace: every call that returns has the
+    right gradients; the others raise RuntimeError, never a wrong result."""
+    model, workload = workload_model("mlp-b32")
+    calls = [workload_inputs(workload, "float64", seed) for seed in (2, 3)]
+    expected = [model.value_and_grad(*args) for args in calls]
+    workspace: dict = {}
+    wrong: list[int] = []
+
+    def run(k: int) -> None:
+        for _ in range(100):
+            try:
+                got = model.module.value_and_grad(*calls[k], workspace=workspace)
+            except RuntimeError:
+                continue
+            if not all(np.array_equal(got[1][w], expected[k][1][w]) for w in got[1]):
+                wrong.append(k)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+
+
 def test_an_output_that_views_an_intermediate_keeps_it_out_of_the_workspace(rng):
     """`transpose(tanh(x @ W))` is returned as a view of tanh's result: that result must be
     a fresh array at every call, not a workspace buffer the next call overwrites."""
