@@ -366,3 +366,52 @@ def test_relu_meets_a_row_of_zeros_and_matches_np_maximum_bit_for_bit(dtype, siz
     np.testing.assert_array_equal(model.forward(x, workspace={}).view(bits), want)
     strided = np.repeat(x, 2)[::2]  # not contiguous: the plain np.maximum path
     np.testing.assert_array_equal(model.forward(strided).view(bits), want)
+
+
+@pytest.mark.parametrize(
+    "shape", [(300, 10), (4, 75, 3), (64, 16), (64, 17), (63, 10), (5, 1), (200, 1)]
+)
+def test_a_short_last_axis_reduces_like_numpy_across_a_transposed_copy(shape):
+    """_reduce_along takes the transposed-copy path for 64+ rows of at most 16 entries:
+    the max is the same bits as np.max (nan and -inf included) and the sum the same value
+    to rounding, with keepdims' shape, on either path."""
+    g = gg.Graph("sm")
+    g.output(gg.softmax(g.input("x", shape), axis=-1))
+    module = gg.compile(g).module
+    x = np.random.default_rng(3).standard_normal(shape)
+    x.reshape(-1)[:3] = [np.nan, -np.inf, np.inf]
+    top = module._reduce_along(np.maximum, x, -1)
+    np.testing.assert_array_equal(top, np.max(x, axis=-1, keepdims=True))
+    finite = np.nan_to_num(x, nan=0.5, posinf=2.0, neginf=-2.0)
+    total = module._reduce_along(np.add, finite, x.ndim - 1)
+    assert total.shape == (*shape[:-1], 1)
+    want = np.sum(finite, axis=-1, keepdims=True)  # another order: cancellation allowed for
+    np.testing.assert_allclose(total, want, rtol=1e-14, atol=1e-14 * np.abs(finite).max() * 16)
+    np.testing.assert_array_equal(module._reduce_along(np.add, x, 0), np.sum(x, 0, keepdims=True))
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax", "logsumexp", "cross_entropy"])
+def test_softmax_family_on_many_short_rows_matches_the_reference_and_gradcheck(op, rng):
+    """300 rows of 10 classes take the transposed-copy reductions in every kernel."""
+    g = gg.Graph(op)
+    x = g.param("x", (300, 10))
+    if op == "cross_entropy":
+        labels = g.input("y", (300,), "int64")
+        g.output(gg.softmax_cross_entropy(x, labels))
+    else:
+        out = gg.logsumexp(x, axis=-1) if op == "logsumexp" else getattr(gg, op)(x, axis=-1)
+        g.output(gg.sum(gg.square(out)))
+    model = gg.compile(g)
+    assert "_reduce_along(" in model.source
+    inputs = {"x": rng.standard_normal((300, 10)) * 3}
+    shifted = inputs["x"] - inputs["x"].max(axis=-1, keepdims=True)
+    log_sm = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    if op == "cross_entropy":
+        inputs["y"] = rng.integers(0, 10, 300)
+        want = -np.mean(log_sm[np.arange(300), inputs["y"]])
+    else:
+        lse = np.log(np.exp(shifted).sum(axis=-1)) + inputs["x"].max(axis=-1)
+        want = {"softmax": np.exp(log_sm), "log_softmax": log_sm, "logsumexp": lse}[op]
+        want = np.sum(np.square(want))
+    np.testing.assert_allclose(model.forward(**inputs), want, rtol=1e-12)
+    assert gg.gradcheck(model, inputs).ok

@@ -255,7 +255,7 @@ register(
             f"_logsumexp({e.arg(0)}, axis={_axis_source(e.attrs['axis'])}, "
             f"keepdims={e.attrs['keepdims']})"
         ),
-        kernel="logsumexp",
+        kernel=("reduce_along", "logsumexp"),
         vjp=_logsumexp_vjp,
         formula="dx = g * exp(x - logsumexp(x)) = g * softmax(x)  (fused: stable, no re-sum)",
         tests=tuple(TestCase(shapes=(s,), attrs=a) for s, a in _AXIS_CASES),
