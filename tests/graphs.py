@@ -27,10 +27,11 @@ def mlp_inputs(rng, batch: int = 7, n_in: int = 6, n_hidden: int = 5, n_out: int
     }
 
 
-# the only Python loops in the conv and pool kernels: over kernel positions and taps,
-# never over the batch or the output pixels
+# the only Python loops in the conv and pool kernels: over kernel positions and taps (and
+# the sum kernel's over a shape's dims), never over the batch or the output pixels
 KERNEL_LOOPS = frozenset(
     {
+        "for d in dims:",
         "for i in range(kh):",
         "for j in range(kw):",
         "for t in range(1, kh * kw):",

@@ -62,7 +62,7 @@ register(
         attrs=_AXIS,
         infer=_softmax_infer,
         emit=lambda e: f"_softmax({e.arg(0)}, axis={e.attrs['axis']})",
-        kernel=("reduce_along", "softmax"),
+        kernel=("max_along", "sum", "softmax"),
         fresh=True,
         vjp=_softmax_vjp,
         formula="dx = p * (g - sum(g * p, axis)), p = softmax(x)  (fused)",
@@ -77,7 +77,7 @@ register(
         attrs=_AXIS,
         infer=_softmax_infer,
         emit=lambda e: f"_log_softmax({e.arg(0)}, axis={e.attrs['axis']})",
-        kernel=("reduce_along", "log_softmax"),
+        kernel=("max_along", "sum", "log_softmax"),
         fresh=True,
         vjp=_log_softmax_vjp,
         formula="dx = g - exp(y) * sum(g, axis), y = log_softmax(x)  (fused)",
@@ -129,7 +129,7 @@ register(
             f"_softmax_cross_entropy({e.arg(0)}, {e.arg(1)}, "
             f"{string_literal(e.attrs['reduction'])})"
         ),
-        kernel=("reduce_along", "softmax_cross_entropy"),
+        kernel=("max_along", "sum", "softmax_cross_entropy"),
         vjp=_sce_vjp,
         formula="dlogits = (softmax(logits) - onehot(labels)) * g / N",
         tests=(

@@ -134,7 +134,7 @@ register(
         attrs={"axis": Attr(-1, _axis, "an int or a tuple of ints"), **_EPS},
         infer=_ln_infer,
         emit=_emit(_ln_axes, _ln_axis_text),
-        kernel="normalize",
+        kernel=("sum", "normalize"),
         fresh=True,
         vjp=_ln_vjp,
         formula=_FORMULA,
@@ -180,7 +180,7 @@ register(
         attrs=_EPS,
         infer=_bn_infer,
         emit=_emit(lambda x, attrs: (1,), lambda x, attrs: str(_bn_axes(x, attrs))),
-        kernel="normalize",
+        kernel=("sum", "normalize"),
         vjp=_bn_vjp,
         formula=_FORMULA,
         tests=(

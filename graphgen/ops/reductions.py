@@ -58,9 +58,25 @@ def _axis_source(axis) -> str:
     return "None" if axis is None else str(axis[0] if len(axis) == 1 else axis)
 
 
-def _emit_reduce(fn: str):
+def _blas_summable(x: TensorSpec, axis) -> bool:
+    """Whether the sum kernel (templates/kernels/sum.py.j2) sums x over `axis` as one
+    matrix-vector product: float32 or float64, the summed axes leading or trailing."""
+    if x.dtype not in ("float32", "float64") or not x.ndim:
+        return False
+    axes = normalize_axes(axis, x.ndim)
+    return axes in (tuple(range(len(axes))), tuple(range(x.ndim - len(axes), x.ndim)))
+
+
+def _emit_reduce(fn: str, kernel: str | None = None):
+    """np.<fn>(x, axis=..., keepdims=...); with `kernel` (sum and mean), that kernel's
+    function instead where it runs on BLAS (_blas_summable), with the same arguments."""
+
     def emit(e) -> str:
         axis, keep = e.attrs["axis"], e.attrs["keepdims"]
+        name = fn
+        if kernel is not None and _blas_summable(e.ins[0], axis):
+            e.use_kernel("sum")
+            name = kernel
         parts = [e.arg(0)]
         if axis is not None:
             parts.append(f"axis={_axis_source(axis)}")
@@ -68,7 +84,7 @@ def _emit_reduce(fn: str):
             parts.append(f"ddof={e.attrs['ddof']}")
         if keep:
             parts.append("keepdims=True")
-        return f"{fn}({', '.join(parts)})"
+        return f"{name}({', '.join(parts)})"
 
     return emit
 
@@ -176,7 +192,7 @@ for _name, _infer, _vjp, _formula, _domain in (
             operands=("x",),
             attrs=_REDUCE_ATTRS,
             infer=_infer,
-            emit=_emit_reduce(f"np.{_name}"),
+            emit=_emit_reduce(f"np.{_name}", {"sum": "_sum", "mean": "_mean"}.get(_name)),
             vjp=_vjp,
             formula=_formula,
             tests=tuple(TestCase(shapes=(s,), attrs=a, domains=(_domain,)) for s, a in _AXIS_CASES),
@@ -255,7 +271,7 @@ register(
             f"_logsumexp({e.arg(0)}, axis={_axis_source(e.attrs['axis'])}, "
             f"keepdims={e.attrs['keepdims']})"
         ),
-        kernel=("reduce_along", "logsumexp"),
+        kernel=("max_along", "sum", "logsumexp"),
         vjp=_logsumexp_vjp,
         formula="dx = g * exp(x - logsumexp(x)) = g * softmax(x)  (fused: stable, no re-sum)",
         tests=tuple(TestCase(shapes=(s,), attrs=a) for s, a in _AXIS_CASES),
