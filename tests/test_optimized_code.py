@@ -393,7 +393,9 @@ def sum_module():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "bool", "float16"])
-@pytest.mark.parametrize("shape", [(7,), (6, 5), (2, 3, 4), (1, 4), (4, 1), (0, 3), ()])
+@pytest.mark.parametrize(
+    "shape", [(7,), (6, 5), (2, 3, 4), (2, 3, 4, 5), (1, 4), (4, 1), (0, 3), ()]
+)
 def test_the_sum_kernel_is_np_sum_and_np_mean_for_every_axis_and_dtype(shape, dtype):
     """_sum and _mean take a matrix-vector product with ones where the summed axes lead or
     trail a contiguous float32/float64 array, np.sum and np.mean elsewhere: the same
@@ -404,7 +406,9 @@ def test_the_sum_kernel_is_np_sum_and_np_mean_for_every_axis_and_dtype(shape, dt
     x = (rng.standard_normal(shape) * 4).astype(dtype)
     axes = [None, *range(-len(shape), len(shape))]
     if len(shape) == 3:
-        axes += [(0, 1), (1, 2), (0, 2), (-1, -2), (0, 1, 2)]
+        axes += [(0, 1), (1, 2), (0, 2), (-1, -2), (0, 1, 2), (), (2, 0)]
+    if len(shape) == 4:  # a conv bias's gradient sums (0, 2, 3)
+        axes += [(0, 2, 3), (0, 1, 3), (1, 2), (0, 3), (2, 3)]
     for value in (x, np.asfortranarray(x)):  # F order: not C-contiguous beyond 1-d
         for axis in axes:
             for keepdims in (False, True):
@@ -415,6 +419,7 @@ def test_the_sum_kernel_is_np_sum_and_np_mean_for_every_axis_and_dtype(shape, dt
                     want = theirs(value, axis=axis, keepdims=keepdims)
                     assert type(got) is type(want) and got.dtype == want.dtype
                     assert np.shape(got) == np.shape(want)
+                    assert not np.shares_memory(got, value)
                     tol = 1e-12 if dtype == "float64" else 2e-3
                     np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 8)
 

@@ -59,12 +59,15 @@ def _axis_source(axis) -> str:
 
 
 def _blas_summable(x: TensorSpec, axis) -> bool:
-    """Whether the sum kernel (templates/kernels/sum.py.j2) sums x over `axis` as one
-    matrix-vector product: float32 or float64, the summed axes leading or trailing."""
+    """Whether the sum kernel (templates/kernels/sum.py.j2) sums x over `axis` as
+    matrix-vector products: float32 or float64, the summed axes x's first and/or last."""
     if x.dtype not in ("float32", "float64") or not x.ndim:
         return False
     axes = normalize_axes(axis, x.ndim)
-    return axes in (tuple(range(len(axes))), tuple(range(x.ndim - len(axes), x.ndim)))
+    lead = 0
+    while lead < len(axes) and axes[lead] == lead:
+        lead += 1
+    return bool(axes) and axes[lead:] == tuple(range(x.ndim - len(axes) + lead, x.ndim))
 
 
 def _emit_reduce(fn: str, kernel: str | None = None):

@@ -205,38 +205,35 @@ def _softmax_cross_entropy(logits, labels, reduction):
 
 
 _ONES = {}  # dtype -> a read-only vector of ones, as long as the longest sum so far
-_SUM_AXES = (
-    {}
-)  # (axis, ndim) -> how many axes are summed, and whether they lead or trail
+_SUM_PLANS = {}  # (axis, ndim) -> _sum_plan(axis, ndim)
 
 
 def _sum(x, axis=None, keepdims=False):
-    """np.sum(x, axis, keepdims=keepdims). When the summed axes lead or trail a
-    C-contiguous float32 or float64 x, it is a matrix-vector product with ones: BLAS adds
-    2-10x faster than NumPy's reductions (which go along each row, or across rows one at a
-    time), with several accumulators, so at least as accurately."""
+    """np.sum(x, axis, keepdims=keepdims). When the summed axes are a C-contiguous float32
+    or float64 x's first and/or last ones (a bias's gradient: (0,) or (0, 2, 3)), as
+    matrix-vector products with ones: BLAS adds 2-10x faster than NumPy's reductions
+    (which go along each row, or across rows one at a time), with several accumulators,
+    so at least as accurately."""
     x = np.asarray(x)
     shape = x.shape
-    summed = _SUM_AXES.get((axis, len(shape)))
-    if summed is None:
-        summed = _SUM_AXES[axis, len(shape)] = _summed_axes(axis, len(shape))
-    count, leading = summed
-    if not (count and x.dtype.char in "fd" and x.size and x.flags.c_contiguous):
+    plan = _SUM_PLANS.get((axis, len(shape)))
+    if plan is None:
+        plan = _SUM_PLANS[axis, len(shape)] = _sum_plan(axis, len(shape))
+    if not (plan and x.dtype.char in "fd" and x.size and x.flags.c_contiguous):
         return np.sum(x, axis=axis, keepdims=keepdims)
-    if count == len(shape):
-        total = x.reshape(-1) @ _ones(
-            x.size, x.dtype
-        )  # a NumPy scalar, as np.sum gives
-        return np.reshape(total, (1,) * count) if keepdims else total
-    if leading:
-        kept = shape[count:]
-        rows = x.reshape(-1, _prod(kept))
+    lead, trail = plan
+    if lead == len(shape):  # every axis: a NumPy scalar, as np.sum gives
+        total = x.reshape(-1) @ _ones(x.size, x.dtype)
+        return np.reshape(total, (1,) * lead) if keepdims else total
+    total = x
+    if trail:
+        rows = x.reshape(-1, _prod(shape[len(shape) - trail :]))
+        total = rows @ _ones(rows.shape[1], x.dtype)
+    if lead:
+        rows = total.reshape(_prod(shape[:lead]), -1)
         total = _ones(rows.shape[0], x.dtype) @ rows
-        return total.reshape((1,) * count + kept if keepdims else kept)
-    kept = shape[: len(shape) - count]
-    rows = x.reshape(_prod(kept), -1)
-    total = rows @ _ones(rows.shape[1], x.dtype)
-    return total.reshape(kept + (1,) * count if keepdims else kept)
+    kept = shape[lead : len(shape) - trail]
+    return total.reshape((1,) * lead + kept + (1,) * trail if keepdims else kept)
 
 
 def _mean(x, axis=None, keepdims=False):
@@ -248,20 +245,23 @@ def _mean(x, axis=None, keepdims=False):
     return total / (x.size // total.size)
 
 
-def _summed_axes(axis, ndim):
-    """(k, True) when axis names the first k axes, (k, False) the last k (all: k = ndim),
-    (0, None) otherwise."""
-    if axis is None:
-        return ndim, True
-    axes = (axis,) if isinstance(axis, int) else axis
-    if not all(-ndim <= a < ndim for a in axes):
-        return 0, None  # np.sum raises the error
+def _sum_plan(axis, ndim):
+    """(lead, trail): the summed axes are the first `lead` and the last `trail` (every axis:
+    (ndim, 0)); None when they are not, when there are none (a copy), or when they are not
+    valid axes (np.sum raises then)."""
+    axes = (
+        range(ndim) if axis is None else [axis] if isinstance(axis, int) else list(axis)
+    )
+    if not axes or not all(-ndim <= a < ndim for a in axes):
+        return None
     axes = sorted(a % ndim for a in axes)
-    if axes == list(range(len(axes))):
-        return len(axes), True
-    if axes == list(range(ndim - len(axes), ndim)):
-        return len(axes), False
-    return 0, None
+    lead = 0
+    while lead < len(axes) and axes[lead] == lead:
+        lead += 1
+    trail = len(axes) - lead
+    if axes[lead:] != list(range(ndim - trail, ndim)):
+        return None
+    return lead, trail
 
 
 def _prod(dims):
