@@ -165,12 +165,12 @@ def _out(scratch, slot, shape, dtype):
     return buffer
 
 
-_SHORT_ROW = 16  # a last axis up to this long is reduced across a transposed copy
+_SHORT_ROW = 32  # a last axis up to this long is reduced across a transposed copy
 
 
 def _max_along(x, axis):
     """np.max(x, axis, keepdims=True). NumPy reduces a last axis one row at a time; when
-    rows are short (a softmax over 10 classes) that costs 3-7x a reduction across the
+    rows are short (a softmax over 10 classes) that costs 2-7x a reduction across the
     rows of a transposed copy, which runs along contiguous memory."""
     n = x.shape[-1] if x.ndim else 0
     if axis not in (-1, x.ndim - 1) or not 0 < n <= _SHORT_ROW or x.size < 64 * n:
