@@ -460,3 +460,22 @@ def test_softmax_family_on_many_short_rows_matches_the_reference_and_gradcheck(o
         want = np.sum(np.square(want))
     np.testing.assert_allclose(model.forward(**inputs), want, rtol=1e-12)
     assert gg.gradcheck(model, inputs).ok
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shapes", [((64, 33), (64, 33)), ((64, 33), (33,)), ((), ())])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mse_loss_totals_by_a_dot_product_like_numpy(reduction, shapes, dtype):
+    """The kernel adds the squared differences as the difference's dot product with
+    itself: the value of np.mean / np.sum of np.square(a - b), in the inputs' dtype, and
+    the squares themselves for "none", broadcast and 0-d inputs included."""
+    rng = np.random.default_rng(11)
+    a, b = (np.asarray(rng.standard_normal(s) * 3).astype(dtype) for s in shapes)
+    g = gg.Graph("mse")
+    pa, pb = (g.input(n, s, dtype) for n, s in zip("ab", shapes))
+    g.output(gg.mse_loss(pa, pb, reduction=reduction))
+    got = gg.compile(g).forward(a, b)
+    squares = np.square(a - b)
+    want = {"mean": np.mean, "sum": np.sum, "none": lambda v: v}[reduction](squares)
+    assert np.asarray(got).dtype == dtype and np.shape(got) == np.shape(want)
+    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-13)

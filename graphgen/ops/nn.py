@@ -13,7 +13,6 @@ from __future__ import annotations
 from ..naming import string_literal
 from . import functions as F
 from .registry import (
-    ADD,
     ATOM,
     CMP,
     MUL,
@@ -152,8 +151,7 @@ def _mse_infer(specs, attrs) -> TensorSpec:
 
 
 def _emit_mse(e) -> str:
-    sq = f"np.square({e.arg(0)} - {e.arg(1, ADD + 1)})"
-    return {"mean": f"np.mean({sq})", "sum": f"np.sum({sq})", "none": sq}[e.attrs["reduction"]]
+    return f"_mse_loss({e.arg(0)}, {e.arg(1)}, {string_literal(e.attrs['reduction'])})"
 
 
 def _mse_vjp(g, out, args, attrs):
@@ -170,6 +168,7 @@ register(
         attrs=_REDUCTION,
         infer=_mse_infer,
         emit=_emit_mse,
+        kernel="mse_loss",
         vjp=_mse_vjp,
         formula="dinput = 2 * (input - target) * g / n, dtarget = -dinput",
         tests=(
