@@ -102,6 +102,20 @@ def test_bad_inputs_raise_a_clear_value_error(model, change, message, which):
         call()
 
 
+def test_inputs_that_passed_before_do_not_let_bad_ones_through():
+    """Passing arrays are remembered by shape and dtype kind: after good calls (batch 5 and
+    batch 3), every bad input still raises its error, in every function."""
+    fresh = gg.compile(mlp())
+    for batch in (5, 3):
+        for call in calls(fresh, good(batch)):
+            call()
+    assert len(fresh.module._PASSED) == 4  # per batch: the inputs; with vjp's cotangent
+    for _, change, message in BAD:
+        for call in calls(fresh, {**good(), **change}):
+            with pytest.raises(ValueError, match=message):
+                call()
+
+
 def test_good_inputs_pass_in_every_function(model):
     for call in calls(model, good()):
         call()

@@ -48,6 +48,7 @@ _CHECKED = [(f"input {name!r}", INPUT_SPECS[name]) for name in INPUTS] + [
 ]
 _KINDS = {"float32": "f", "float64": "f", "int64": "iu", "bool": "b"}
 _KIND_NAMES = {"f": "a float", "iu": "an integer", "b": "a bool"}
+_PASSED = set()  # (shape, dtype kind) of every value, for arrays that passed the checks
 
 
 def _check_inputs(*values):
@@ -55,8 +56,20 @@ def _check_inputs(*values):
 
     A symbolic dim takes its size from its first occurrence and must have it everywhere.
     Raises ValueError naming the input, what was expected and what came. Arrays are only
-    looked at, never copied.
+    looked at, never copied. The checks depend on shapes and dtype kinds alone: NumPy
+    arrays like ones that passed before (a training loop's every step) pass at once.
     """
+    signature = tuple(
+        [(v.shape, v.dtype.kind) if type(v) is np.ndarray else None for v in values]
+    )
+    if signature in _PASSED:
+        return
+    _check_values(values)
+    if None not in signature and len(_PASSED) < 256:
+        _PASSED.add(signature)
+
+
+def _check_values(values):
     dims = {}
     for (what, spec), value in zip(_CHECKED, values):
         array = value if isinstance(value, np.ndarray) else np.asarray(value)
