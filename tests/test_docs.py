@@ -22,6 +22,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from graphs import mlp
+from test_pipeline import function_source
+
+import graphgen as gg
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "cli.md"
@@ -170,3 +174,12 @@ def test_the_shipped_derivation_is_what_graphgen_explain_writes(workdir):
     assert done.returncode == 0
     shipped = (ROOT / "docs" / "explain_mlp.md").read_text()
     assert (workdir / "explain_mlp.md").read_text() == shipped
+
+
+def test_the_readme_shows_the_code_graphgen_writes_for_its_example():
+    """ "What the generated code looks like" is value_and_grad of tests/graphs.py's MLP
+    compiled with buffers=False, exactly as graphgen writes it today."""
+    shown = README.read_text().split("## What the generated code looks like", 1)[1]
+    shown = shown.split("```python\n", 1)[1].split("```", 1)[0]
+    written = function_source(gg.compile(mlp(), buffers=False).source, "value_and_grad")
+    assert shown.strip() == written.strip()
