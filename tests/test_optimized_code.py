@@ -424,6 +424,18 @@ def test_the_sum_kernel_is_np_sum_and_np_mean_for_every_axis_and_dtype(shape, dt
                     np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 8)
 
 
+def test_the_sum_kernel_keeps_ones_only_up_to_its_limit():
+    """The ones a sum multiplies by are kept between calls up to _ONES_KEPT long; a longer
+    sum gets a new vector, so one huge call does not hold memory for the module's life."""
+    module = sum_module()
+    module._ONES.clear()
+    x = np.ones((module._ONES_KEPT + 3, 2))
+    np.testing.assert_array_equal(module._sum(x, 0), [module._ONES_KEPT + 3] * 2)
+    assert all(ones.size <= module._ONES_KEPT for ones in module._ONES.values())
+    np.testing.assert_array_equal(module._sum(x[:1000], 0), [1000.0, 1000.0])
+    assert module._ONES[np.dtype("float64")].size >= 1000
+
+
 def test_the_sum_kernel_runs_on_blas_and_adds_at_least_as_accurately_as_numpy():
     """Over 4096 rows of float32, the bias gradient's sum: no further from the float64
     sum than NumPy's (which adds the rows one at a time)."""

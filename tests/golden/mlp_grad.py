@@ -218,6 +218,7 @@ def _softmax_cross_entropy(logits, labels, reduction):
 
 
 _ONES = {}  # dtype -> a read-only vector of ones, as long as the longest sum so far
+_ONES_KEPT = 1 << 20  # the longest kept: 4 MB in float32
 _SUM_PLANS = {}  # (axis, ndim) -> _sum_plan(axis, ndim)
 
 
@@ -285,7 +286,10 @@ def _prod(dims):
 
 
 def _ones(n, dtype):
-    """A read-only vector of n ones of dtype (a view of the module's shared one)."""
+    """A read-only vector of n ones of dtype: a view of the module's shared one, kept up
+    to _ONES_KEPT long (beyond, a new one: its cost is small next to such a sum's)."""
+    if n > _ONES_KEPT:
+        return np.ones(n, dtype)
     ones = _ONES.get(dtype)
     if ones is None or ones.size < n:
         ones = np.ones(max(n, 4096), dtype)
