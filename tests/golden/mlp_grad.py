@@ -263,9 +263,10 @@ def _sum_plan(axis, ndim):
     """(lead, trail): the summed axes are the first `lead` and the last `trail` (every axis:
     (ndim, 0)); None when they are not, when there are none (a copy), or when they are not
     valid axes (np.sum raises then)."""
-    axes = (
-        range(ndim) if axis is None else [axis] if isinstance(axis, int) else list(axis)
-    )
+    if axis is None:
+        axes = list(range(ndim))
+    else:
+        axes = [axis] if isinstance(axis, int) else list(axis)
     if not axes or not all(-ndim <= a < ndim for a in axes):
         return None
     axes = sorted(a % ndim for a in axes)
