@@ -237,6 +237,8 @@ def _sum(x, axis=None, keepdims=False):
         return np.sum(x, axis=axis, keepdims=keepdims)
     lead, trail = plan
     if lead == len(shape):  # every axis: a NumPy scalar, as np.sum gives
+        if x.dtype.char == "d":  # OpenBLAS's threaded ddot of a long vector is slower
+            return np.sum(x, axis=axis, keepdims=keepdims)
         total = x.reshape(-1) @ _ones(x.size, x.dtype)
         return np.reshape(total, (1,) * lead) if keepdims else total
     total = x
