@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..naming import string_literal
 from . import functions as F
+from .reductions import ROW_REDUCTIONS
 from .registry import (
     ATOM,
     CMP,
@@ -27,6 +28,8 @@ from .registry import (
     register,
 )
 from .shapes import broadcast_shapes, float_result, normalize_axes, require_float
+
+SOFTMAX_KERNELS = (*ROW_REDUCTIONS, "softmax")  # _softmax and the reductions it calls
 
 _AXIS = {"axis": Attr(-1, as_int, "the axis to normalize over")}
 
@@ -61,7 +64,7 @@ register(
         attrs=_AXIS,
         infer=_softmax_infer,
         emit=lambda e: f"_softmax({e.arg(0)}, axis={e.attrs['axis']})",
-        kernel=("max_along", "sum", "softmax"),
+        kernel=SOFTMAX_KERNELS,
         fresh=True,
         vjp=_softmax_vjp,
         formula="dx = p * (g - sum(g * p, axis)), p = softmax(x)  (fused)",
@@ -76,7 +79,7 @@ register(
         attrs=_AXIS,
         infer=_softmax_infer,
         emit=lambda e: f"_log_softmax({e.arg(0)}, axis={e.attrs['axis']})",
-        kernel=("max_along", "sum", "log_softmax"),
+        kernel=(*ROW_REDUCTIONS, "log_softmax"),
         fresh=True,
         vjp=_log_softmax_vjp,
         formula="dx = g - exp(y) * sum(g, axis), y = log_softmax(x)  (fused)",
@@ -128,7 +131,7 @@ register(
             f"_softmax_cross_entropy({e.arg(0)}, {e.arg(1)}, "
             f"{string_literal(e.attrs['reduction'])})"
         ),
-        kernel=("max_along", "sum", "softmax_cross_entropy"),
+        kernel=(*ROW_REDUCTIONS, "softmax_cross_entropy"),
         vjp=_sce_vjp,
         formula="dlogits = (softmax(logits) - onehot(labels)) * g / N",
         tests=(

@@ -24,6 +24,7 @@ from functools import partial
 
 from . import functions as F
 from .linalg import swap_last
+from .nn import SOFTMAX_KERNELS
 from .nn_conv import emit_call
 from .registry import Attr, OpDef, TensorSpec, TestCase, as_bool, register
 from .shapes import broadcast_shapes, fmt_shape, promote, require_float
@@ -78,7 +79,7 @@ register(
         attrs=_CAUSAL,
         infer=_weights_infer,
         emit=_emit("_attention_weights"),
-        kernel=("max_along", "sum", "softmax", "attention_weights"),
+        kernel=(*SOFTMAX_KERNELS, "attention_weights"),
         vjp=_weights_vjp,
         formula="dq = ds @ k, dk = ds^T @ q, ds = p * (g - sum(g * p, -1)) / sqrt(E)",
         tests=(
@@ -122,7 +123,7 @@ register(
         attrs=_CAUSAL,
         infer=_sdpa_infer,
         emit=_emit("_scaled_dot_product_attention"),
-        kernel=("max_along", "sum", "softmax", "attention_weights", "scaled_dot_product_attention"),
+        kernel=(*SOFTMAX_KERNELS, "attention_weights", "scaled_dot_product_attention"),
         vjp=_sdpa_vjp,
         formula="dv = p^T @ g, dq = ds @ k, dk = ds^T @ q, ds = p * (dp - sum(dp * p, -1)) "
         "/ sqrt(E), dp = g @ v^T, p = attention_weights(q, k)",

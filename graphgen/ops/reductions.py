@@ -15,6 +15,10 @@ from . import functions as F
 from .registry import Attr, OpDef, TensorSpec, TestCase, as_axes, as_bool, as_int, register
 from .shapes import normalize_axes, reduced_shape, require_float
 
+# the kernels of a reduction along rows: _max_along (max) and _sum / _mean (sum, mean);
+# the softmax family's kernels call them
+ROW_REDUCTIONS = ("max_along", "sum")
+
 _AXIS_CASES = (
     ((3, 4), {}),
     ((3, 4), {"axis": 0}),
@@ -274,7 +278,7 @@ register(
             f"_logsumexp({e.arg(0)}, axis={_axis_source(e.attrs['axis'])}, "
             f"keepdims={e.attrs['keepdims']})"
         ),
-        kernel=("max_along", "sum", "logsumexp"),
+        kernel=(*ROW_REDUCTIONS, "logsumexp"),
         vjp=_logsumexp_vjp,
         formula="dx = g * exp(x - logsumexp(x)) = g * softmax(x)  (fused: stable, no re-sum)",
         tests=tuple(TestCase(shapes=(s,), attrs=a) for s, a in _AXIS_CASES),
