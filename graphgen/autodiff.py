@@ -25,6 +25,7 @@ from .ops import functions as F
 from .ops.registry import get_op
 from .passes.dce import downstream, upstream
 from .passes.lower import lower_for_autodiff
+from .passes.reorder import pool_before_relu
 from .schedule import operand_slots, topological_order
 
 COTANGENT_INPUT = "cotangent"
@@ -84,6 +85,7 @@ def build_joint(forward: nx.MultiDiGraph, wrt: list[str], seed_input: bool = Fal
     seed_input True: the seed is a new input leaf `cotangent` of the output's shape (vjp).
     """
     forward = lower_for_autodiff(forward)  # gelu as x * Phi(x), ...: see passes/lower.py
+    forward = pool_before_relu(forward)  # relu on the pooled array: see passes/reorder.py
     joint = forward.copy()
     b = Graph(nx_graph=joint)
     out = forward.graph["outputs"][0]

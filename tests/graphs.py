@@ -28,12 +28,17 @@ def mlp_inputs(rng, batch: int = 7, n_in: int = 6, n_hidden: int = 5, n_out: int
 
 
 # the only Python loops in the conv and pool kernels: over kernel positions and taps (and
-# the sum kernel's over a shape's dims), never over the batch or the output pixels
+# the sum kernel's over a shape's dims, the input gradient's over candidate row lengths,
+# the workspace's over the views of a buffer it grows), never over the batch or the pixels
 KERNEL_LOOPS = frozenset(
     {
         "for d in dims:",
         "for i in range(kh):",
         "for j in range(kw):",
+        "for i in range(1, kh):",
+        "for j in range(1, kw):",
+        "for padded in range(length, length + 16):",
+        "for key in views:",
         "for t in range(1, kh * kw):",
         "for tap in taps[1:]:",
         "for tap, dtap in zip(taps, _pool_taps(dx, kernel_size)):",

@@ -355,7 +355,7 @@ def test_conv_and_pool_kernels_have_no_loop_over_batch_or_pixels():
     g.output(gg.sum(h))
     # without the input checks and workspace helpers, which loop over the inputs
     source = gg.generate(g, checks=False, buffers=False)
-    assert loop_lines(source) == KERNEL_LOOPS
+    assert loop_lines(source) <= KERNEL_LOOPS
     for kernel in ("_conv2d", "_conv2d_weight_grad", "_max_pool2d_grad", "_avg_pool2d_grad"):
         assert source.count(f"def {kernel}(") == 1
 

@@ -491,3 +491,99 @@ def test_mse_loss_totals_by_a_dot_product_like_numpy(reduction, shapes, dtype):
     want = {"mean": np.mean, "sum": np.sum, "none": lambda v: v}[reduction](squares)
     assert np.asarray(got).dtype == dtype and np.shape(got) == np.shape(want)
     np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-13)
+
+
+def direct_conv2d_input_grad(g, w, input_size, padding):
+    """The adjoint of direct_conv2d: each tap's share of g added back under its window."""
+    (ph, pw), (kh, kw), (h, wd) = padding, w.shape[2:], input_size
+    ho, wo = g.shape[2:]
+    dx = np.zeros((g.shape[0], w.shape[1], h + 2 * ph, wd + 2 * pw))
+    for i in range(kh):
+        for j in range(kw):
+            dx[:, :, i : i + ho, j : j + wo] += np.einsum("nohw,oc->nchw", g, w[:, :, i, j])
+    return dx[:, :, ph : ph + h, pw : pw + wd]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "padding"),
+    [
+        ((2, 3, 6, 6), (4, 3, 3, 3), (1, 1)),
+        ((1, 2, 5, 9), (3, 2, 2, 4), (1, 2)),  # rectangular kernel and padding
+        ((2, 3, 4, 5), (2, 3, 1, 1), (0, 0)),  # 1 x 1: no shifts at all
+        ((2, 2, 11, 11), (3, 2, 3, 3), (1, 1)),  # rows padded against 4K aliasing
+        ((3, 1, 28, 28), (4, 1, 5, 5), (2, 2)),
+    ],
+)
+def test_dense_convolution_input_gradient_on_the_flat_grid_matches_the_direct_sum(
+    dtype, x_shape, w_shape, padding
+):
+    """Stride 1 without groups: the input gradient is one GEMM over row-shifted copies of
+    g and one add per kernel column, on all planes laid end to end. Shifts that cross a
+    plane's end must carry only zeros; a workspace (dirty on the second call) gives the
+    same bits as fresh arrays."""
+    rng = np.random.default_rng(23)
+    n, c, h, wd = x_shape
+    ho, wo = h + 2 * padding[0] - w_shape[2] + 1, wd + 2 * padding[1] - w_shape[3] + 1
+    g = gg.Graph("input_grad")
+    d = g.input("g", (n, w_shape[0], ho, wo), dtype)
+    w = g.input("w", w_shape, dtype)
+    g.output(gg.conv2d_input_grad(d, w, input_size=(h, wd), padding=padding))
+    model = gg.compile(g)
+    assert "_flat_input_grad(" in model.source
+    g0 = rng.standard_normal((n, w_shape[0], ho, wo)).astype(dtype)
+    w0 = rng.standard_normal(w_shape).astype(dtype)
+    got = model.forward(g0, w0)
+    assert got.dtype == dtype and got.flags.c_contiguous
+    want = direct_conv2d_input_grad(g0.astype(float), w0.astype(float), (h, wd), padding)
+    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-5)
+    workspace: dict = {}
+    for _ in range(2):
+        np.testing.assert_array_equal(model.forward(g0, w0, workspace=workspace), got)
+
+
+def relu_then_pool(keep_relu: bool) -> gg.Graph:
+    """loss = sum(max_pool2d(relu(x * s)) * q); keep_relu also outputs the relu's value,
+    which keeps it in place (an output is never moved)."""
+    g = gg.Graph("relu_pool")
+    x = g.input("x", (2, 3, 6, 8))
+    q = g.input("q", (2, 3, 3, 4))
+    s = g.param("s", (3, 1, 1))
+    a = gg.relu(x * s, name="a")
+    p = gg.max_pool2d(a, 2, name="p")
+    g.output(gg.sum(p * q))
+    if keep_relu:
+        g.output(a)
+    return g
+
+
+def test_max_pool_after_relu_pools_first_and_gives_the_same_bits(rng):
+    """relu(max_pool2d(x)) is max_pool2d(relu(x)), gradients included, with ties (whole
+    windows of negatives), zeros of both signs and a nan window."""
+    moved, kept = gg.compile(relu_then_pool(False)), gg.compile(relu_then_pool(True))
+    assert "p_max = _max_pool2d(" in moved.source and "_relu(p_max" in moved.source
+    assert "p_max" not in kept.source
+    x = np.round(rng.standard_normal((2, 3, 6, 8)), 0)
+    x[0, 0, :2, :2] = [[-0.0, 0.0], [-1.0, -0.0]]
+    x[1, 2, 2:4, 4:6] = [[np.nan, 1.0], [2.0, -3.0]]
+    q, s = rng.standard_normal((2, 3, 3, 4)), np.array([1.0, -2.0, 0.5]).reshape(3, 1, 1)
+    np.testing.assert_array_equal(moved.forward(x, q, s), kept.forward(x, q, s)[0])
+    (loss, grads), ((want_loss, _), want) = moved.value_and_grad(x, q, s), kept.value_and_grad(
+        x, q, s
+    )
+    np.testing.assert_array_equal(loss, want_loss)
+    np.testing.assert_array_equal(grads["s"], want["s"])
+    dx = gg.compile(relu_then_pool(False), wrt=["x", "s"]).value_and_grad(x, q, s)[1]["x"]
+    dx_kept = gg.compile(relu_then_pool(True), wrt=["x", "s"]).value_and_grad(x, q, s)[1]["x"]
+    np.testing.assert_array_equal(dx, dx_kept)
+    assert np.isnan(grads["s"]).any()  # the nan window reaches s, as in the original order
+    x_smooth = rng.standard_normal((2, 3, 6, 8))
+    assert gg.gradcheck(moved, {"x": x_smooth, "q": q, "s": s}).ok
+
+
+def test_a_relu_with_another_use_stays_before_the_pool():
+    g = gg.Graph("shared_relu")
+    x = g.input("x", (1, 2, 4, 4))
+    a = gg.relu(x, name="a")
+    g.output(gg.sum(gg.max_pool2d(a, 2, name="p")) + gg.sum(a))
+    assert "p_max" not in gg.compile(g).source

@@ -28,14 +28,14 @@ def lower_for_autodiff(forward: nx.MultiDiGraph) -> nx.MultiDiGraph:
         slots = operand_slots(forward, node, len(op.operands))
         args = [None if a is None else builder.tensor(a) for a in slots]
         result = op.lowering(
-            args, data.get("attrs") or {}, lambda suffix: _free(graph, node, suffix)
+            args, data.get("attrs") or {}, lambda suffix: free_name(graph, node, suffix)
         )
         if result is not None:
-            _replace(graph, node, result.id)
+            replace_node(graph, node, result.id)
     return graph
 
 
-def _free(graph: nx.MultiDiGraph, node: str, suffix: str) -> str:
+def free_name(graph: nx.MultiDiGraph, node: str, suffix: str) -> str:
     name, k = f"{node}_{suffix}", 1
     while name in graph:
         k += 1
@@ -43,7 +43,7 @@ def _free(graph: nx.MultiDiGraph, node: str, suffix: str) -> str:
     return name
 
 
-def _replace(graph: nx.MultiDiGraph, node: str, new: str) -> None:
+def replace_node(graph: nx.MultiDiGraph, node: str, new: str) -> None:
     """Move `node`'s uses to `new`, drop `node`, and give `new` its name."""
     for _, user, data in list(graph.out_edges(node, data=True)):
         graph.add_edge(new, user, **data)

@@ -1,0 +1,44 @@
+"""Reordering before differentiation: max pooling moved ahead of the relu that feeds it.
+
+max_pool2d(relu(x)) and relu(max_pool2d(x)) are the same value: relu is a monotone
+selection (it keeps x or gives 0), so it keeps each window's max in place, ties and nan
+included. Their gradients are the same too. Where the window's max is positive both
+orders send g to the first tap holding it; where it is not, relu's zero slope clears the
+window's gradient in both. Pooling first runs relu and its backward on the pooled array,
+a quarter of the size for 2x2 windows, and leaves max_pool2d_grad a window whose values
+come straight from x, so ties (every window of negatives after a relu) no longer arise.
+
+The rewrite applies only where the relu's single use is the pool and the relu is not an
+output. It is exact: other monotone activations (leaky_relu, sigmoid, tanh) are not
+moved, since rounding them can merge two distinct entries and change which tap is first.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from ..builder import Graph
+from ..schedule import operands, topological_order
+from .lower import free_name, replace_node
+
+
+def pool_before_relu(forward: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """A copy of `forward` with every max_pool2d(relu(x)) rewritten as relu(max_pool2d(x))."""
+    graph = forward.copy()
+    builder = Graph(nx_graph=graph)
+    outputs = set(forward.graph["outputs"])
+    for pool in topological_order(forward):
+        if forward.nodes[pool]["op"] != "max_pool2d":
+            continue
+        relu = operands(forward, pool)[0]
+        if forward.nodes[relu]["op"] != "relu" or relu in outputs:
+            continue
+        if forward.out_degree(relu) != 1:
+            continue
+        x = builder.tensor(operands(forward, relu)[0])
+        attrs = dict(forward.nodes[pool]["attrs"])
+        pooled = builder.apply("max_pool2d", [x], attrs, name=free_name(graph, pool, "max"))
+        result = builder.apply("relu", [pooled], {}, name=free_name(graph, pool, "relu"))
+        replace_node(graph, pool, result.id)
+        graph.remove_node(relu)
+    return graph
