@@ -24,9 +24,10 @@ from .ir import spec
 from .ops import functions as F
 from .ops.registry import get_op
 from .passes.dce import downstream, upstream
-from .passes.lower import lower_for_autodiff
+from .passes.fuse import fuse_shared_matmuls
+from .passes.lower import lower_for_autodiff, unique_name
 from .passes.reorder import pool_before_relu
-from .schedule import operand_slots, topological_order
+from .schedule import operand_slots, operands, topological_order
 
 COTANGENT_INPUT = "cotangent"
 
@@ -86,6 +87,7 @@ def build_joint(forward: nx.MultiDiGraph, wrt: list[str], seed_input: bool = Fal
     """
     forward = lower_for_autodiff(forward)  # gelu as x * Phi(x), ...: see passes/lower.py
     forward = pool_before_relu(forward)  # relu on the pooled array: see passes/reorder.py
+    forward = fuse_shared_matmuls(forward)  # x @ Wq, x @ Wk, ... as one GEMM: passes/fuse.py
     joint = forward.copy()
     b = Graph(nx_graph=joint)
     out = forward.graph["outputs"][0]
@@ -96,7 +98,7 @@ def build_joint(forward: nx.MultiDiGraph, wrt: list[str], seed_input: bool = Fal
         )
     with b.tagged(role="backward", rule="seed", vjp_of=out):
         if seed_input:
-            seed = b.input(_free_name(joint, COTANGENT_INPUT), out_spec.shape, out_spec.dtype)
+            seed = b.input(unique_name(joint, COTANGENT_INPUT), out_spec.shape, out_spec.dtype)
         else:
             if out_spec.shape != ():
                 raise GraphError(
@@ -125,14 +127,6 @@ def build_joint(forward: nx.MultiDiGraph, wrt: list[str], seed_input: bool = Fal
     return Joint(joint, grads, seed.id)
 
 
-def _free_name(graph: nx.MultiDiGraph, name: str) -> str:
-    k, candidate = 1, name
-    while candidate in graph:
-        k += 1
-        candidate = f"{name}_{k}"
-    return candidate
-
-
 def _active_nodes(graph: nx.MultiDiGraph, wrt: list[str], out: str) -> set[str]:
     """Float nodes on a float path from a wrt leaf to `out`."""
     floats = graph.subgraph(n for n, d in graph.nodes(data="dtype") if d in ("float32", "float64"))
@@ -145,12 +139,52 @@ def _accumulate(b: Graph, node: str, parts: list[Tensor]) -> Tensor:
     """The sum of a node's cotangents (fan-out), marked as the node's total cotangent."""
     total = parts[0]
     if len(parts) > 1:
-        with b.tagged(role="backward", rule="fan-out", vjp_of=node):
-            for p in parts[1:]:
-                total = total + p
+        with b.tagged(role="backward", rule="blocks", vjp_of=node):
+            joined = _joined_blocks(b, parts)
+        if joined is not None:
+            total = joined
+        else:
+            with b.tagged(role="backward", rule="fan-out", vjp_of=node):
+                for p in parts[1:]:
+                    total = total + p
     data = b.nx.nodes[total.id]
     data.setdefault("grad_of", node)
     return total
+
+
+def _joined_blocks(b: Graph, parts: list[Tensor]) -> Tensor | None:
+    """The parts as one concatenate, when each is a cotangent scattered into zeros at a
+    block of the last axis (slice_scatter) and the blocks tile that axis: the column
+    blocks of a fused product (passes/fuse.py). One copy instead of zeros, scatters and a
+    sum; None otherwise."""
+    blocks = []
+    for p in parts:
+        data = b.nx.nodes[p.id]
+        if data["op"] != "slice_scatter":
+            return None
+        size = data["attrs"]["shape"][-1]
+        span = _last_axis_span(data["attrs"]["index"], size)
+        if span is None or data["attrs"]["shape"] != b.nx.nodes[parts[0].id]["attrs"]["shape"]:
+            return None
+        blocks.append((span, p))
+    blocks.sort(key=lambda block: block[0])
+    ends = [0] + [stop for (_, stop), _ in blocks]
+    if [start for (start, _), _ in blocks] != ends[:-1] or ends[-1] != size:
+        return None
+    return F.concatenate([b.tensor(operands(b.nx, p.id)[0]) for _, p in blocks], axis=-1)
+
+
+def _last_axis_span(index: tuple, size) -> tuple[int, int] | None:
+    """(start, stop) of an index `[..., start:stop]` on an axis of static `size`, else None."""
+    if not isinstance(size, int) or len(index) != 2 or index[0] != "...":
+        return None
+    item = index[1]
+    if not isinstance(item, (list, tuple)) or item[0] != "slice" or item[3] not in (None, 1):
+        return None
+    start, stop = item[1] or 0, size if item[2] is None else item[2]
+    if not 0 <= start < stop <= size:
+        return None
+    return start, stop
 
 
 def _propagate(

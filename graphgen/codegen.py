@@ -30,6 +30,7 @@ from .ops.shapes import fmt_shape
 from .schedule import operand_slots, operands, topological_order
 
 MAX_INLINE_DEPTH = 12  # deeper unnamed chains are split into statements
+_VIEW_OPS = frozenset({"reshape", "transpose", "expand_dims", "squeeze", "getitem"})
 # smaller static results are left to malloc, which recycles them cheaply; a symbolic dim
 # may be large, so results with one are always planned
 MIN_BUFFER_ELEMENTS = 1024
@@ -392,9 +393,17 @@ class FunctionEmitter:
         if len(users) != 1 or "grad_of" in data:
             return False
         udata = self.graph.nodes[users[0]]
+        if udata["op"] in _VIEW_OPS and self._needs_a_buffer(node):
+            return False  # a view of it would keep a fresh array: give it a buffer instead
         if data.get("role") == "backward":
             return udata.get("role") == "backward" and udata.get("vjp_of") == data.get("vjp_of")
         return auto_id_number(node, op) is not None
+
+    def _needs_a_buffer(self, node: str) -> bool:
+        """Whether `node` is a large result that could be written into a workspace buffer."""
+        if not self.buffers:
+            return False
+        return self.emitted_op(node).writes_out and _worth_a_buffer(spec(self.graph, node).shape)
 
     def _readers(self, node: str) -> list[str]:
         """The uses of `node` that read its value (a `size` only looks at its static shape)."""
@@ -662,6 +671,11 @@ class FunctionEmitter:
         rule, fwd = data.get("rule"), data.get("vjp_of")
         if fwd not in self.names:  # pruned, or a tag the graph came with
             return []
+        if rule == "blocks":
+            return [
+                f"{self.names[node]}: {self.names[fwd]} is used block by block; "
+                "the blocks' cotangents are joined"
+            ]
         if rule == "fan-out":
             return [
                 f"{self.names[node]}: {self.names[fwd]} has several uses; "

@@ -28,7 +28,13 @@ from .domains import input_domains
 from .errors import WrtError
 from .ir import spec, validate
 from .naming import Namespace, doc_text, string_literal
-from .passes import eliminate_common_subexpressions, pool_before_relu, prune, simplify
+from .passes import (
+    eliminate_common_subexpressions,
+    fuse_shared_matmuls,
+    pool_before_relu,
+    prune,
+    simplify,
+)
 
 
 @dataclass
@@ -89,7 +95,8 @@ def _compile(graph: Any, wrt: Any, checks: bool, buffers: bool) -> Compiled:
     params = {leaf: namespace.claim(leaf) for leaf in inputs}
     functions, kernels = [], set()
 
-    body = _emit(prune(pool_before_relu(forward), outputs), outputs, inputs, params, buffers)
+    rewritten = fuse_shared_matmuls(pool_before_relu(forward))  # as autodiff sees it
+    body = _emit(prune(rewritten, outputs), outputs, inputs, params, buffers)
     functions.append(_function("forward", body, params, inputs, outputs, doc=_FORWARD_DOC))
     kernels |= body.kernels
 

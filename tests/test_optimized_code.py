@@ -1,7 +1,9 @@
 """The performance-minded emission keeps gradients exact: each rewrite's output is checked
 against finite differences or an independent formula, and against the code it replaced."""
 
+import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -587,3 +589,123 @@ def test_a_relu_with_another_use_stays_before_the_pool():
     a = gg.relu(x, name="a")
     g.output(gg.sum(gg.max_pool2d(a, 2, name="p")) + gg.sum(a))
     assert "p_max" not in gg.compile(g).source
+
+
+def projections(bias: tuple[bool, ...], output_product: bool = False) -> gg.Graph:
+    """Three products of one input x (an attention block's q, k, v), some with biases."""
+    g = gg.Graph("projections")
+    x = g.input("x", ("batch", 5, 4))
+    heads = []
+    for name, with_bias in zip("qkv", bias):
+        product = x @ g.param(f"W{name}", (4, 6))
+        if with_bias:
+            product = gg.add(product, g.param(f"b{name}", (6,)), name=name)
+        heads.append(product)
+    q, k, v = heads
+    g.output(gg.sum(gg.tanh(q) * k * gg.sin(v)))
+    if output_product:
+        g.output(v)
+    return g
+
+
+def projection_values(bias, params, x0):
+    q, k, v = (x0 @ params[f"W{n}"] + (params[f"b{n}"] if b else 0) for n, b in zip("qkv", bias))
+    return np.sum(np.tanh(q) * k * np.sin(v))
+
+
+@pytest.mark.parametrize("bias", [(True, True, True), (False, False, False), (True, False, True)])
+def test_products_of_one_input_are_one_gemm_and_keep_their_gradients(bias, rng):
+    """x @ Wq (+ bq), x @ Wk, x @ Wv run as x @ [Wq Wk Wv] (+ [bq bk bv] when every product
+    has a bias); the backward joins the blocks' cotangents, so x's gradient is one product."""
+    model = gg.compile(projections(bias))
+    body = function_source(model.source, "value_and_grad")
+    assert body.count("_matmul_rows(") == 1  # the fused product
+    assert "np.concatenate((Wq, Wk, Wv), axis=1" in body
+    assert ("np.concatenate((bq, bk, bv), axis=0" in body) == all(bias)
+    assert "the blocks' cotangents are joined" in body
+    params = {f"W{n}": rng.standard_normal((4, 6)) for n in "qkv"}
+    params.update({f"b{n}": rng.standard_normal(6) for n, b in zip("qkv", bias) if b})
+    x0 = rng.standard_normal((3, 5, 4))
+    inputs = {"x": x0, **params}
+    loss, grads = model.value_and_grad(**inputs)
+    np.testing.assert_allclose(loss, projection_values(bias, params, x0), rtol=1e-13)
+    np.testing.assert_allclose(model.forward(**inputs), loss, rtol=1e-13)
+    assert set(grads) == set(params)
+    for a, b in itertools.combinations(grads.values(), 2):  # no views of one joined array
+        assert not np.shares_memory(a, b)
+    assert gg.gradcheck(model, inputs).ok
+    with_x = gg.compile(projections(bias), wrt=["x", *params])
+    assert function_source(with_x.source, "value_and_grad").count("_matmul_rows(") == 2
+    assert gg.gradcheck(with_x, inputs).ok
+
+
+def test_a_product_that_is_an_output_is_not_fused():
+    body = function_source(gg.compile(projections((False,) * 3, True)).source, "value_and_grad")
+    assert "np.concatenate((Wq, Wk), axis=1" in body  # only q and k are fused
+
+
+def test_products_with_different_dtypes_or_computed_weights_are_not_fused():
+    g = gg.Graph("mixed")
+    x = g.input("x", (5, 4))
+    a = x @ g.param("Wa", (4, 3), "float32")
+    b = x @ g.param("Wb", (4, 3))
+    c = x @ gg.tanh(g.param("Wc", (4, 3)))
+    g.output(gg.sum(a) + gg.sum(b) + gg.sum(c))
+    assert "np.concatenate" not in gg.generate(g)
+
+
+@pytest.mark.parametrize(
+    ("blocks", "joined"),
+    [(((0, 3), (3, 7)), True), (((3, 7), (0, 3)), True), (((0, 2), (3, 7)), False)],
+)
+def test_cotangents_of_column_blocks_are_joined_when_they_tile_the_axis(blocks, joined, rng):
+    g = gg.Graph("blocks")
+    x = g.input("x", (4, 7))
+    parts = [gg.sin(x[..., a:b]) * float(i + 2) for i, (a, b) in enumerate(blocks)]
+    g.output(sum((gg.sum(p) for p in parts[1:]), gg.sum(parts[0])))
+    model = gg.compile(g, wrt=["x"])
+    body = function_source(model.source, "value_and_grad")
+    assert ("the blocks' cotangents are joined" in body) == joined
+    x0 = rng.standard_normal((4, 7))
+    want = np.zeros((4, 7))
+    for i, (a, b) in enumerate(blocks):
+        want[:, a:b] += np.cos(x0[:, a:b]) * (i + 2)
+    np.testing.assert_allclose(model.value_and_grad(x0)[1]["x"], want, rtol=1e-14)
+
+
+def test_joining_reshaped_heads_concatenates_them_before_the_reshape(rng):
+    """concatenate((reshape(a), reshape(b)), axis=-1) of heads (..., h, d) is emitted as
+    one concatenate along the heads axis, then a reshape (a view): one copy, not three."""
+    g = gg.Graph("heads")
+    a, b = g.input("a", (2, 5, 3, 4)), g.input("b", (2, 5, 2, 4))
+    w = g.input("w", (2, 5, 20))
+    joined = gg.concatenate([gg.reshape(a, (2, 5, 12)), gg.reshape(b, (2, 5, 8))], axis=-1)
+    g.output(gg.sum(gg.tanh(joined) * w))
+    model = gg.compile(g, wrt=["a", "b"])
+    body = function_source(model.source, "value_and_grad")
+    assert "np.concatenate((a, b), axis=2" in body
+    inputs = {"a": rng.standard_normal((2, 5, 3, 4)), "b": rng.standard_normal((2, 5, 2, 4))}
+    inputs["w"] = rng.standard_normal((2, 5, 20))
+    want = np.concatenate([inputs["a"].reshape(2, 5, 12), inputs["b"].reshape(2, 5, 8)], -1)
+    np.testing.assert_allclose(
+        model.value_and_grad(**inputs)[0], np.sum(np.tanh(want) * inputs["w"]), rtol=1e-13
+    )
+    assert gg.gradcheck(model, inputs).ok
+
+
+def test_a_large_product_read_through_a_view_gets_a_workspace_buffer(rng):
+    """ctx = reshape(transpose(att @ v)): inlined, the product would be a fresh array each
+    call (only the view keeps it); as a statement it is written into a buffer."""
+    g = gg.Graph("attention_context")
+    att, v = g.input("att", (4, 2, 16, 16)), g.input("v", (4, 2, 16, 8))
+    ctx = gg.reshape(gg.transpose(att @ v, (0, 2, 1, 3)), (4, 16, 16), name="ctx")
+    g.output(gg.sum(gg.tanh(ctx)))
+    planned, plain = gg.compile(g, wrt=["v"]), gg.compile(g, wrt=["v"], buffers=False)
+    assert re.search(r"= np\.matmul\(att, v, out=_out\(scratch", planned.source)
+    inputs = {"att": rng.standard_normal((4, 2, 16, 16)), "v": rng.standard_normal((4, 2, 16, 8))}
+    workspace: dict = {}
+    for _ in range(2):
+        got = planned.value_and_grad(**inputs, workspace=workspace)
+        want = plain.value_and_grad(**inputs)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1]["v"], want[1]["v"])

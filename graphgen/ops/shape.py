@@ -300,6 +300,8 @@ register(
         attrs={"axis": Attr(0, as_int)},
         infer=_concatenate_infer,
         emit=_emit_join("np.concatenate"),
+        fresh=True,
+        out_kwarg=True,
         vjp=_concatenate_vjp,
         formula="darrays = g split along axis at the operands' offsets (views)",
         tests=(
@@ -338,6 +340,8 @@ register(
         attrs={"axis": Attr(0, as_int)},
         infer=_stack_infer,
         emit=_emit_join("np.stack"),
+        fresh=True,
+        out_kwarg=True,
         vjp=_stack_vjp,
         formula="darrays = g[..., k, ...] at position k of the new axis (views)",
         tests=(

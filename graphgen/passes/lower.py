@@ -35,12 +35,18 @@ def lower_for_autodiff(forward: nx.MultiDiGraph) -> nx.MultiDiGraph:
     return graph
 
 
-def free_name(graph: nx.MultiDiGraph, node: str, suffix: str) -> str:
-    name, k = f"{node}_{suffix}", 1
-    while name in graph:
+def unique_name(graph: nx.MultiDiGraph, name: str) -> str:
+    """`name`, or `name_2`, `name_3`, ... : the first not yet in `graph`."""
+    k, candidate = 1, name
+    while candidate in graph:
         k += 1
-        name = f"{node}_{suffix}_{k}"
-    return name
+        candidate = f"{name}_{k}"
+    return candidate
+
+
+def free_name(graph: nx.MultiDiGraph, node: str, suffix: str) -> str:
+    """A new node's name after `node`: `node_suffix`, made unique."""
+    return unique_name(graph, f"{node}_{suffix}")
 
 
 def replace_node(graph: nx.MultiDiGraph, node: str, new: str) -> None:

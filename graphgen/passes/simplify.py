@@ -14,7 +14,9 @@ import operator
 
 import networkx as nx
 
+from ..builder import Graph
 from ..ir import spec
+from ..ops import functions as F
 from ..schedule import operands, topological_order
 
 _FOLD = {
@@ -40,6 +42,8 @@ def simplify(graph: nx.MultiDiGraph, targets: list[str]) -> list[str]:
             graph.remove_edges_from(list(graph.in_edges(node, keys=True)))
             continue
         same = _identity_of(graph, node, args)
+        if same is None:
+            same = _joined_before_reshape(graph, node, args)
         if same is not None and spec(graph, same) == spec(graph, node):
             redirect(graph, node, same)
             replaced[node] = same
@@ -103,6 +107,34 @@ def _identity_of(graph, node, args):
     if op == "negative" and graph.nodes[args[0]]["op"] == "negative":
         return operands(graph, args[0])[0]
     return None
+
+
+def _joined_before_reshape(graph, node, args):
+    """concatenate((reshape(a), reshape(b), ...), axis=-1), where each reshape merges the
+    last two axes of its operand (..., h, d) -> (..., h * d), as the reshape of
+    concatenate((a, b, ...), axis=-2): one copy instead of one per operand and one more.
+    Attention heads' gradients, transposed views, are joined this way. None otherwise."""
+    data = graph.nodes[node]
+    shape = tuple(data["shape"])
+    if data["op"] != "concatenate" or data["attrs"]["axis"] % len(shape) != len(shape) - 1:
+        return None
+    sources = []
+    for a in args:
+        if graph.nodes[a]["op"] != "reshape":
+            return None
+        (source,) = operands(graph, a)
+        inner = tuple(graph.nodes[source]["shape"])
+        if len(inner) != len(shape) + 1 or inner[:-2] != shape[:-1]:
+            return None
+        sources.append(source)
+    depth = {graph.nodes[s]["shape"][-1] for s in sources}
+    if len(depth) != 1 or not all(isinstance(graph.nodes[s]["shape"][-2], int) for s in sources):
+        return None
+    builder = Graph(nx_graph=graph)
+    tags = {k: data[k] for k in ("role", "rule", "vjp_of") if k in data}
+    with builder.tagged(**tags):
+        joined = F.concatenate([builder.tensor(s) for s in sources], axis=-2)
+        return F.reshape(joined, shape).id
 
 
 def redirect(graph: nx.MultiDiGraph, node: str, target: str) -> None:

@@ -1,0 +1,103 @@
+"""Horizontal fusion before differentiation: products that share their left operand.
+
+An attention block projects one input three times, q = x @ Wq, k = x @ Wk, v = x @ Wv.
+Those become one product p = x @ concatenate([Wq, Wk, Wv], axis=1) whose column blocks are
+q, k and v (views of p). One GEMM three times as wide keeps BLAS busier than three narrow
+ones, and the backward pass follows suit: autodiff joins the cotangents of the blocks
+into one array (see autodiff._accumulate), so x's gradient is one product g @ W^T instead
+of a sum of three, and the weights' gradient one product x^T @ g, cut back into blocks.
+
+Only products whose right operands are 2-D leaves (params, inputs, constants) of the same
+dtype are fused: a leaf cannot depend on another member of the group, so the fused graph
+has no cycle. A product that is a graph output is left alone (its value must be its own
+array, not a view of the fused one).
+"""
+
+from __future__ import annotations
+
+import re
+
+import networkx as nx
+
+from ..builder import Graph
+from ..ops import functions as F
+from ..schedule import operands, topological_order
+from .lower import replace_node, unique_name
+
+LEAVES = ("param", "input", "const")
+_AUTO_NAME = re.compile(r"matmul_\d+")  # the builder's name for an unnamed matmul
+
+
+def fuse_shared_matmuls(forward: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """A copy of `forward` where every group of two or more fusable matmuls with the same
+    left operand is one matmul of the concatenated right operands, sliced."""
+    graph = forward.copy()
+    builder = Graph(nx_graph=graph)
+    order = {node: i for i, node in enumerate(topological_order(forward))}
+    for left in sorted(forward.nodes, key=order.__getitem__):
+        for group in _groups(forward, left, order):
+            _fuse(graph, builder, left, group)
+    return graph
+
+
+def _groups(forward: nx.MultiDiGraph, left: str, order: dict) -> list[list[str]]:
+    """The fusable products of `left`, grouped by the right operands' dtype, in order."""
+    outputs = set(forward.graph["outputs"])
+    by_dtype: dict[str, list[str]] = {}
+    for user in sorted(set(forward.successors(left)), key=order.__getitem__):
+        if forward.nodes[user]["op"] != "matmul" or user in outputs:
+            continue
+        x, w = operands(forward, user)
+        wdata = forward.nodes[w]
+        if x != left or w == left or wdata["op"] not in LEAVES or len(wdata["shape"]) != 2:
+            continue
+        if not all(isinstance(d, int) for d in wdata["shape"]):
+            continue
+        by_dtype.setdefault(wdata["dtype"], []).append(user)
+    return [group for group in by_dtype.values() if len(group) >= 2]
+
+
+def _fuse(graph: nx.MultiDiGraph, builder: Graph, left: str, group: list[str]) -> None:
+    weights = [builder.tensor(operands(graph, m)[1]) for m in group]
+    biases = [_bias(graph, builder, m, w) for m, w in zip(group, weights)]
+    fused_bias = all(b is not None for b in biases)
+    replaced = [b[0] for b in biases] if fused_bias else group
+    name = "_".join(replaced)
+    if len(name) > 40 or any(_AUTO_NAME.fullmatch(n) for n in replaced):
+        name = f"{left}_products"
+    name = unique_name(graph, name)
+    joined = F.concatenate(weights, axis=1, name=unique_name(graph, f"{name}_w"))
+    product_name = unique_name(graph, f"{name}_xw") if fused_bias else name
+    product = F.matmul(builder.tensor(left), joined, name=product_name)
+    if fused_bias:
+        bias = F.concatenate([b[1] for b in biases], axis=0, name=unique_name(graph, f"{name}_b"))
+        product = F.add(product, bias, name=name)
+    start = 0
+    for node, w in zip(replaced, weights):
+        width = w.spec.shape[1]
+        block = product[..., start : start + width]
+        start += width
+        replace_node(graph, node, block.id)
+    if fused_bias:
+        graph.remove_nodes_from(group)
+
+
+def _bias(graph: nx.MultiDiGraph, builder: Graph, product: str, weight) -> tuple | None:
+    """(the add, the bias) when `product`'s one use adds a 1-D leaf bias of its width and
+    dtype to it (x @ W + b), else None."""
+    uses = list(graph.out_edges(product))
+    if len(uses) != 1:
+        return None
+    add = uses[0][1]
+    if graph.nodes[add]["op"] != "add" or add in graph.graph["outputs"]:
+        return None
+    args = operands(graph, add)
+    other = args[1] if args[0] == product else args[0]
+    data = graph.nodes[other]
+    if other == product or data["op"] not in LEAVES:
+        return None
+    if tuple(data["shape"]) != (weight.spec.shape[1],) or data["dtype"] != weight.spec.dtype:
+        return None
+    if graph.nodes[add]["dtype"] != weight.spec.dtype:
+        return None
+    return add, builder.tensor(other)
