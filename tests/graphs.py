@@ -39,6 +39,7 @@ KERNEL_LOOPS = frozenset(
         "for j in range(1, kw):",
         "for padded in range(length, length + 16):",
         "for key in views:",
+        "for i, hit in enumerate(hits):",
         "for t in range(1, kh * kw):",
         "for tap in taps[1:]:",
         "for tap, dtap in zip(taps, _pool_taps(dx, kernel_size)):",

@@ -182,12 +182,16 @@ def test_max_pool_sends_the_gradient_to_the_first_of_tied_maxima():
     np.testing.assert_array_equal(grads["a0"], [[[[3.0, 0.0], [0.0, 0.0]]]])
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 6, 6), (2, 3, 7, 5)])
-def test_non_overlapping_max_pool_gradient_matches_the_general_windows(shape, rng):
+@pytest.mark.parametrize(
+    ("shape", "ties"), [((2, 3, 6, 6), True), ((2, 3, 7, 5), True), ((2, 3, 6, 8), False)]
+)
+def test_non_overlapping_max_pool_gradient_matches_the_general_windows(shape, ties, rng):
     """stride == kernel without padding takes strided views (the fast path): each window's
     g goes to its first max in row-major order (np.argmax), with many ties (rounded
-    inputs) and leftover rows and columns (7 x 5) that get no gradient."""
-    x = np.round(rng.standard_normal(shape), 0)  # many ties
+    inputs), without any (whole rows at once), and with leftover rows and columns (7 x 5)
+    that get no gradient."""
+    x = rng.standard_normal(shape)
+    x = np.round(x, 0) if ties else x
     g = rng.standard_normal((shape[0], shape[1], shape[2] // 2, shape[3] // 2))
     fast = _compile_one(lambda t: gg.max_pool2d(t, 2), (shape, "float64"), wrt=["a0"])
     _, got = fast.vjp(a0=x, cotangent=g)
@@ -198,6 +202,30 @@ def test_non_overlapping_max_pool_gradient_matches_the_general_windows(shape, rn
         want[n, c, 2 * r + i, 2 * q + j] += g[n, c, r, q]
     np.testing.assert_array_equal(got["a0"], want)
     assert "_tiled_max_pool2d_grad(x, g, kernel_size, pooled, out)" in fast.source
+
+
+@pytest.mark.parametrize("odd_windows", [("tie",), ("nan",), ("tie", "nan")])
+def test_tied_or_nan_windows_among_distinct_maxima_keep_the_first_tap_rule(odd_windows, rng):
+    """Distinct maxima take the whole-row path; a window with two equal maxima or a nan
+    sends it back to the tap-by-tap rule (g to the first max, nothing for nan), also when
+    the tie's extra hit and the nan's missing one would balance out."""
+    x = rng.standard_normal((1, 2, 4, 6))
+    if "tie" in odd_windows:
+        x[0, 1, 2:4, 2:4] = [[0.5, 3.0], [1.0, 3.0]]
+    if "nan" in odd_windows:
+        x[0, 0, 0, 0] = np.nan
+    g = rng.standard_normal((1, 2, 2, 3))
+    model = _compile_one(lambda t: gg.max_pool2d(t, 2), (x.shape, "float64"), wrt=["a0"])
+    _, got = model.vjp(a0=x, cotangent=g)
+    want = np.zeros(x.shape)
+    for n, c, r, q in np.ndindex(g.shape):
+        window = x[n, c, 2 * r : 2 * r + 2, 2 * q : 2 * q + 2]
+        if not np.isnan(window).any():
+            i, j = np.unravel_index(np.argmax(window), (2, 2))
+            want[n, c, 2 * r + i, 2 * q + j] = g[n, c, r, q]
+    np.testing.assert_array_equal(got["a0"], want)
+    if "tie" in odd_windows:
+        assert got["a0"][0, 1, 2, 3] == g[0, 1, 1, 1] and got["a0"][0, 1, 3, 3] == 0.0
 
 
 @pytest.mark.parametrize(
