@@ -21,7 +21,7 @@ import networkx as nx
 
 from ..builder import Graph
 from ..ops import functions as F
-from ..schedule import operands, topological_order
+from ..schedule import operands
 from .lower import replace_node, unique_name
 
 LEAVES = ("param", "input", "const")
@@ -29,32 +29,34 @@ _AUTO_NAME = re.compile(r"matmul_\d+")  # the builder's name for an unnamed matm
 
 
 def fuse_shared_matmuls(forward: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """A copy of `forward` where every group of two or more fusable matmuls with the same
-    left operand is one matmul of the concatenated right operands, sliced."""
+    """`forward` where every group of two or more fusable matmuls with the same left
+    operand is one matmul of the concatenated right operands, sliced: a copy, or
+    `forward` itself when there is nothing to fuse."""
+    groups = _groups(forward)
+    if not groups:
+        return forward
     graph = forward.copy()
     builder = Graph(nx_graph=graph)
-    order = {node: i for i, node in enumerate(topological_order(forward))}
-    for left in sorted(forward.nodes, key=order.__getitem__):
-        for group in _groups(forward, left, order):
-            _fuse(graph, builder, left, group)
+    for (left, _), group in groups.items():
+        _fuse(graph, builder, left, group)
     return graph
 
 
-def _groups(forward: nx.MultiDiGraph, left: str, order: dict) -> list[list[str]]:
-    """The fusable products of `left`, grouped by the right operands' dtype, in order."""
+def _groups(forward: nx.MultiDiGraph) -> dict[tuple[str, str], list[str]]:
+    """The fusable matmuls, in node order, by left operand and right operands' dtype:
+    only groups of two or more."""
     outputs = set(forward.graph["outputs"])
-    by_dtype: dict[str, list[str]] = {}
-    for user in sorted(set(forward.successors(left)), key=order.__getitem__):
-        if forward.nodes[user]["op"] != "matmul" or user in outputs:
+    groups: dict[tuple[str, str], list[str]] = {}
+    for node, op in forward.nodes(data="op"):
+        if op != "matmul" or node in outputs:
             continue
-        x, w = operands(forward, user)
+        x, w = operands(forward, node)
         wdata = forward.nodes[w]
-        if x != left or w == left or wdata["op"] not in LEAVES or len(wdata["shape"]) != 2:
+        if x == w or wdata["op"] not in LEAVES or len(wdata["shape"]) != 2:
             continue
-        if not all(isinstance(d, int) for d in wdata["shape"]):
-            continue
-        by_dtype.setdefault(wdata["dtype"], []).append(user)
-    return [group for group in by_dtype.values() if len(group) >= 2]
+        if all(isinstance(d, int) for d in wdata["shape"]):
+            groups.setdefault((x, wdata["dtype"]), []).append(node)
+    return {key: group for key, group in groups.items() if len(group) >= 2}
 
 
 def _fuse(graph: nx.MultiDiGraph, builder: Graph, left: str, group: list[str]) -> None:

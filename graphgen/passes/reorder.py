@@ -18,23 +18,20 @@ from __future__ import annotations
 import networkx as nx
 
 from ..builder import Graph
-from ..schedule import operands, topological_order
+from ..schedule import operands
 from .lower import free_name, replace_node
 
 
 def pool_before_relu(forward: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """A copy of `forward` with every max_pool2d(relu(x)) rewritten as relu(max_pool2d(x))."""
+    """`forward` with every max_pool2d(relu(x)) rewritten as relu(max_pool2d(x)): a copy,
+    or `forward` itself when there is nothing to rewrite."""
+    pools = [p for p in forward.nodes if _relu_of(forward, p) is not None]
+    if not pools:
+        return forward
     graph = forward.copy()
     builder = Graph(nx_graph=graph)
-    outputs = set(forward.graph["outputs"])
-    for pool in topological_order(forward):
-        if forward.nodes[pool]["op"] != "max_pool2d":
-            continue
-        relu = operands(forward, pool)[0]
-        if forward.nodes[relu]["op"] != "relu" or relu in outputs:
-            continue
-        if forward.out_degree(relu) != 1:
-            continue
+    for pool in pools:
+        relu = _relu_of(forward, pool)
         x = builder.tensor(operands(forward, relu)[0])
         attrs = dict(forward.nodes[pool]["attrs"])
         pooled = builder.apply("max_pool2d", [x], attrs, name=free_name(graph, pool, "max"))
@@ -42,3 +39,13 @@ def pool_before_relu(forward: nx.MultiDiGraph) -> nx.MultiDiGraph:
         replace_node(graph, pool, result.id)
         graph.remove_node(relu)
     return graph
+
+
+def _relu_of(forward: nx.MultiDiGraph, pool: str) -> str | None:
+    """The relu that `pool` (a max_pool2d) alone reads, when it is not an output."""
+    if forward.nodes[pool]["op"] != "max_pool2d":
+        return None
+    relu = operands(forward, pool)[0]
+    if forward.nodes[relu]["op"] != "relu" or relu in forward.graph["outputs"]:
+        return None
+    return relu if forward.out_degree(relu) == 1 else None
