@@ -515,15 +515,16 @@ def direct_conv2d_input_grad(g, w, input_size, padding):
         ((2, 3, 4, 5), (2, 3, 1, 1), (0, 0)),  # 1 x 1: no shifts at all
         ((2, 2, 11, 11), (3, 2, 3, 3), (1, 1)),  # rows padded against 4K aliasing
         ((3, 1, 28, 28), (4, 1, 5, 5), (2, 2)),
+        ((2, 1, 7, 7), (4, 1, 3, 3), (1, 1)),  # kw * C = 3: col2im instead
     ],
 )
 def test_dense_convolution_input_gradient_on_the_flat_grid_matches_the_direct_sum(
     dtype, x_shape, w_shape, padding
 ):
-    """Stride 1 without groups: the input gradient is one GEMM over row-shifted copies of
-    g and one add per kernel column, on all planes laid end to end. Shifts that cross a
-    plane's end must carry only zeros; a workspace (dirty on the second call) gives the
-    same bits as fresh arrays."""
+    """Stride 1 without groups (and kw * C >= 4): the input gradient is one GEMM over
+    row-shifted copies of g and one add per kernel column, on all planes laid end to end.
+    Shifts that cross a plane's end must carry only zeros; a workspace (dirty on the
+    second call) gives the same bits as fresh arrays."""
     rng = np.random.default_rng(23)
     n, c, h, wd = x_shape
     ho, wo = h + 2 * padding[0] - w_shape[2] + 1, wd + 2 * padding[1] - w_shape[3] + 1

@@ -5,10 +5,11 @@ all windows, copied once into a (C // groups * kh * kw, Ho * Wo) matrix per imag
 times the weights, one BLAS product per image and group that leaves the result in NCHW
 order; no Python loop over the batch or the output pixels. Its VJP uses two backward ops,
 because neither gradient is a cheap composition of other ops:
-- conv2d_input_grad(g, w): the transposed convolution. Dense (stride 1, one group): one
-  GEMM over row-shifted copies of g on the flat grid of all padded planes, then one add
-  per kernel column. Otherwise a matrix product then col2im (a loop over the kh * kw
-  kernel positions only, each step one vectorised strided add);
+- conv2d_input_grad(g, w): the transposed convolution. Dense (stride 1, one group, at
+  least 4 input channels times kernel columns): one GEMM over row-shifted copies of g on
+  the flat grid of all padded planes, then one add per kernel column. Otherwise a matrix
+  product then col2im (a loop over the kh * kw kernel positions only, each step one
+  vectorised strided add);
 - conv2d_weight_grad(x, g): g times the im2col matrix of x.
 The three are bilinear and each one's VJP is made of the other two, so convolutions are
 differentiable to any order: for y = conv2d(x, w), <u, input_grad(g, w)> = <g, conv2d(u, w)>
