@@ -40,9 +40,11 @@ KERNEL_LOOPS = frozenset(
         "for padded in range(length, length + 16):",
         "for key in views:",
         "for i, hit in enumerate(hits):",
+        "for t in range(kh * kw):",
+        "for tap, dtap in zip(taps[::-1], dtaps[::-1]):",
         "for t in range(1, kh * kw):",
         "for tap in taps[1:]:",
-        "for tap, dtap in zip(taps, _pool_taps(dx, kernel_size)):",
+        "for tap, dtap in zip(taps, dtaps):",
     }
 )
 

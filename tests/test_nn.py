@@ -207,8 +207,8 @@ def test_non_overlapping_max_pool_gradient_matches_the_general_windows(shape, ti
 @pytest.mark.parametrize("odd_windows", [("tie",), ("nan",), ("tie", "nan")])
 def test_tied_or_nan_windows_among_distinct_maxima_keep_the_first_tap_rule(odd_windows, rng):
     """Distinct maxima take the whole-row path; a window with two equal maxima or a nan
-    sends it back to the tap-by-tap rule (g to the first max, nothing for nan), also when
-    the tie's extra hit and the nan's missing one would balance out."""
+    sends it back to the tap-by-tap rule (g to the first max, or to the last nan: PyTorch's
+    choices), also when the tie's extra hit and the nan's missing one would balance out."""
     x = rng.standard_normal((1, 2, 4, 6))
     if "tie" in odd_windows:
         x[0, 1, 2:4, 2:4] = [[0.5, 3.0], [1.0, 3.0]]
@@ -220,9 +220,10 @@ def test_tied_or_nan_windows_among_distinct_maxima_keep_the_first_tap_rule(odd_w
     want = np.zeros(x.shape)
     for n, c, r, q in np.ndindex(g.shape):
         window = x[n, c, 2 * r : 2 * r + 2, 2 * q : 2 * q + 2]
-        if not np.isnan(window).any():
-            i, j = np.unravel_index(np.argmax(window), (2, 2))
-            want[n, c, 2 * r + i, 2 * q + j] = g[n, c, r, q]
+        nans = np.flatnonzero(np.isnan(window))
+        tap = nans[-1] if nans.size else np.argmax(window)
+        i, j = np.unravel_index(tap, (2, 2))
+        want[n, c, 2 * r + i, 2 * q + j] = g[n, c, r, q]
     np.testing.assert_array_equal(got["a0"], want)
     if "tie" in odd_windows:
         assert got["a0"][0, 1, 2, 3] == g[0, 1, 1, 1] and got["a0"][0, 1, 3, 3] == 0.0

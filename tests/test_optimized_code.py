@@ -545,42 +545,54 @@ def test_dense_convolution_input_gradient_on_the_flat_grid_matches_the_direct_su
         np.testing.assert_array_equal(model.forward(g0, w0, workspace=workspace), got)
 
 
-def relu_then_pool(keep_relu: bool) -> gg.Graph:
+POOLS = [  # tiled, tiled with leftover rows, overlapping, overlapping and padded
+    {"kernel_size": 2},
+    {"kernel_size": (2, 3)},
+    {"kernel_size": 2, "stride": 1},
+    {"kernel_size": 3, "stride": 2, "padding": 1},
+]
+
+
+def relu_then_pool(keep_relu: bool, pool: dict) -> gg.Graph:
     """loss = sum(max_pool2d(relu(x * s)) * q); keep_relu also outputs the relu's value,
     which keeps it in place (an output is never moved)."""
     g = gg.Graph("relu_pool")
-    x = g.input("x", (2, 3, 6, 8))
-    q = g.input("q", (2, 3, 3, 4))
+    x = g.input("x", (2, 3, 7, 8))
     s = g.param("s", (3, 1, 1))
     a = gg.relu(x * s, name="a")
-    p = gg.max_pool2d(a, 2, name="p")
+    p = gg.max_pool2d(a, **pool, name="p")
+    q = g.input("q", p.spec.shape)
     g.output(gg.sum(p * q))
     if keep_relu:
         g.output(a)
     return g
 
 
-def test_max_pool_after_relu_pools_first_and_gives_the_same_bits(rng):
+@pytest.mark.parametrize("pool", POOLS)
+def test_max_pool_after_relu_pools_first_and_gives_the_same_bits(pool, rng):
     """relu(max_pool2d(x)) is max_pool2d(relu(x)), gradients included, with ties (whole
-    windows of negatives), zeros of both signs and a nan window."""
-    moved, kept = gg.compile(relu_then_pool(False)), gg.compile(relu_then_pool(True))
+    windows of negatives), zeros of both signs and windows holding nan."""
+    moved, kept = gg.compile(relu_then_pool(False, pool)), gg.compile(relu_then_pool(True, pool))
     assert "p_max = _max_pool2d(" in moved.source and "_relu(p_max" in moved.source
     assert "p_max" not in kept.source
-    x = np.round(rng.standard_normal((2, 3, 6, 8)), 0)
+    x = np.round(rng.standard_normal((2, 3, 7, 8)), 0)
     x[0, 0, :2, :2] = [[-0.0, 0.0], [-1.0, -0.0]]
     x[1, 2, 2:4, 4:6] = [[np.nan, 1.0], [2.0, -3.0]]
-    q, s = rng.standard_normal((2, 3, 3, 4)), np.array([1.0, -2.0, 0.5]).reshape(3, 1, 1)
-    np.testing.assert_array_equal(moved.forward(x, q, s), kept.forward(x, q, s)[0])
-    (loss, grads), ((want_loss, _), want) = moved.value_and_grad(x, q, s), kept.value_and_grad(
-        x, q, s
+    x[0, 1, 3, 1] = x[1, 0, 5, 6] = np.nan
+    q = rng.standard_normal(moved.module.INPUT_SPECS["q"]["shape"])
+    s = np.array([1.0, -2.0, 0.5]).reshape(3, 1, 1)
+    np.testing.assert_array_equal(moved.forward(x, s, q), kept.forward(x, s, q)[0])
+    (loss, grads), ((want_loss, _), want) = moved.value_and_grad(x, s, q), kept.value_and_grad(
+        x, s, q
     )
     np.testing.assert_array_equal(loss, want_loss)
     np.testing.assert_array_equal(grads["s"], want["s"])
-    dx = gg.compile(relu_then_pool(False), wrt=["x", "s"]).value_and_grad(x, q, s)[1]["x"]
-    dx_kept = gg.compile(relu_then_pool(True), wrt=["x", "s"]).value_and_grad(x, q, s)[1]["x"]
+    wrt = ["x", "s"]
+    dx = gg.compile(relu_then_pool(False, pool), wrt=wrt).value_and_grad(x, s, q)[1]["x"]
+    dx_kept = gg.compile(relu_then_pool(True, pool), wrt=wrt).value_and_grad(x, s, q)[1]["x"]
     np.testing.assert_array_equal(dx, dx_kept)
-    assert np.isnan(grads["s"]).any()  # the nan window reaches s, as in the original order
-    x_smooth = rng.standard_normal((2, 3, 6, 8))
+    assert np.isnan(grads["s"]).any()  # the nan windows reach s, as in the original order
+    x_smooth = rng.standard_normal((2, 3, 7, 8))
     assert gg.gradcheck(moved, {"x": x_smooth, "q": q, "s": s}).ok
 
 
@@ -710,13 +722,3 @@ def test_a_large_product_read_through_a_view_gets_a_workspace_buffer(rng):
         want = plain.value_and_grad(**inputs)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1]["v"], want[1]["v"])
-
-
-@pytest.mark.parametrize("attrs", [{"stride": 1}, {"padding": 1}])
-def test_a_relu_before_overlapping_or_padded_pooling_stays(attrs):
-    """Only windows that tile x are reordered: the gradient kernel of overlapping windows
-    sends a nan window's g to its largest number, which makes the two orders differ."""
-    g = gg.Graph("overlapping")
-    x = g.input("x", (1, 2, 6, 6))
-    g.output(gg.sum(gg.max_pool2d(gg.relu(x, name="a"), 2, name="p", **attrs)))
-    assert "p_max" not in gg.compile(g).source

@@ -371,3 +371,33 @@ def test_tolerance_is_strict():
     with pytest.raises(AssertionError):
         assert_close(np.array([1.0 + 1e-8]), np.array([1.0]), "x")
     assert_close(np.array([1.0 + 1e-10, math.inf]), np.array([1.0, math.inf]), "x")
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"kernel_size": 2},
+        {"kernel_size": (2, 3)},
+        {"kernel_size": 2, "stride": 1},
+        {"kernel_size": 3, "stride": 2, "padding": 1},
+    ],
+)
+def test_max_pool_gradient_at_nan_follows_pytorch(attrs, rng):
+    """A window holding nan pools to nan, and its g goes to its last nan in row-major
+    order, as PyTorch's kernel does; ties still go to the first max."""
+    x = np.round(rng.standard_normal((2, 3, 7, 8)), 0)  # many ties
+    x.reshape(-1)[rng.choice(x.size, 12, replace=False)] = np.nan
+    x[0, 0, :2, :2] = [[np.nan, 1.0], [np.nan, 2.0]]  # two nans in one window
+    g = gg.Graph("pool")
+    pooled = gg.max_pool2d(g.input("x", x.shape), **attrs)
+    g.output(pooled)
+    model = gg.compile(g, wrt=["x"])
+    cotangent = rng.standard_normal(pooled.spec.shape)
+    value, grads = model.vjp(x=x, cotangent=cotangent)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = tF.max_pool2d(xt, **attrs)
+    yt.backward(torch.tensor(cotangent))
+    np.testing.assert_array_equal(value, yt.detach().numpy())
+    # overlapping windows add their shares in another order than PyTorch: rounding only
+    np.testing.assert_allclose(grads["x"], xt.grad.numpy(), rtol=1e-15, atol=1e-15)
+    assert np.isnan(value).any()

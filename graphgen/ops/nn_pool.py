@@ -8,7 +8,8 @@ mean (count_include_pad=True), and padding is at most half the kernel, as in PyT
 
 Backward ops (col2im: one vectorised strided add per kernel position):
 - max_pool2d_grad(x, g, y=None): g to each window's max, the first in row-major order on
-  ties (PyTorch's choice), accumulated where windows overlap. y, optional, is max_pool2d(x)
+  ties and the last nan of a window holding nan (PyTorch's choices), accumulated where
+  windows overlap. y, optional, is max_pool2d(x)
   (max_pool2d's VJP passes its output): non-overlapping windows then compare each tap with
   it instead of taking the maxima again. It declares no VJP: second
   derivatives through max pooling are out of scope (its VJP for g would gather the

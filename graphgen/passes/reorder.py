@@ -8,13 +8,12 @@ window's gradient in both. Pooling first runs relu and its backward on the poole
 a quarter of the size for 2x2 windows, and leaves max_pool2d_grad a window whose values
 come straight from x, so ties (every window of negatives after a relu) no longer arise.
 
-The rewrite applies only where the relu's single use is the pool, the relu is not an
-output and the windows tile x (stride = kernel size, no padding: every CNN's 2x2 pool).
-There it is exact, nan included: a window holding a nan passes no gradient in either
-order. Overlapping windows are left alone: their gradient kernel sends a nan window's g
-to its largest number, which the relu in front of it may then clear or not. Other
-monotone activations (leaky_relu, sigmoid, tanh) are not moved either, since rounding
-them can merge two distinct entries and change which tap is first.
+The rewrite applies only where the relu's single use is the pool and the relu is not an
+output. It is exact for any windows, nan included: a window holding a nan sends g to its
+last nan (max_pool2d_grad), where relu's slope is 0 in one order and relu'(nan) = 0
+clears the window in the other. Other monotone activations (leaky_relu, sigmoid, tanh)
+are not moved, since rounding them can merge two distinct entries and change which tap
+is first.
 """
 
 from __future__ import annotations
@@ -46,13 +45,8 @@ def pool_before_relu(forward: nx.MultiDiGraph) -> nx.MultiDiGraph:
 
 
 def _relu_of(forward: nx.MultiDiGraph, pool: str) -> str | None:
-    """The relu that `pool` (a max_pool2d of windows that tile x: stride = kernel size, no
-    padding) alone reads, when it is not an output."""
-    data = forward.nodes[pool]
-    if data["op"] != "max_pool2d":
-        return None
-    attrs = data["attrs"]
-    if (attrs["stride"] or attrs["kernel_size"]) != attrs["kernel_size"] or any(attrs["padding"]):
+    """The relu that `pool` (a max_pool2d) alone reads, when it is not an output."""
+    if forward.nodes[pool]["op"] != "max_pool2d":
         return None
     relu = operands(forward, pool)[0]
     if forward.nodes[relu]["op"] != "relu" or relu in forward.graph["outputs"]:
