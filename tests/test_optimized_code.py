@@ -370,20 +370,27 @@ def test_relu_meets_a_row_of_zeros_and_matches_np_maximum_bit_for_bit(dtype, siz
     np.testing.assert_array_equal(model.forward(strided).view(bits), want)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize(
-    "shape", [(300, 10), (4, 75, 3), (64, 32), (64, 33), (63, 10), (5, 1), (200, 1)]
+    "shape",
+    [(300, 10), (4, 75, 3), (64, 32), (64, 33), (64, 64), (64, 65), (63, 10), (5, 1), (200, 1)],
 )
-def test_a_short_last_axis_max_is_np_max_bit_for_bit(shape):
-    """_max_along reduces 64+ rows of at most 32 entries across a transposed copy, other
-    shapes directly: either way the bits of np.max(keepdims=True), nan and -inf included."""
+def test_a_short_last_axis_max_is_np_max_bit_for_bit(shape, dtype):
+    """_max_along reduces 64+ rows of at most 256 bytes (64 float32, 32 float64) across a
+    transposed copy, other shapes directly: either way the bits of np.max(keepdims=True),
+    nan, -inf and zeros of both signs included."""
     g = gg.Graph("sm")
-    g.output(gg.softmax(g.input("x", shape), axis=-1))
+    g.output(gg.softmax(g.input("x", shape, dtype), axis=-1))
     module = gg.compile(g).module
-    x = np.random.default_rng(3).standard_normal(shape)
+    x = np.random.default_rng(3).standard_normal(shape).astype(dtype)
     x.reshape(-1)[:3] = [np.nan, -np.inf, np.inf]
+    x.reshape(-1, shape[-1])[-1] = -1.0
+    x.reshape(-1, shape[-1])[-1, ::2] = -0.0
+    x.reshape(-1, shape[-1])[-1, 1::3] = 0.0
+    bits = f"u{np.dtype(dtype).itemsize}"
     for axis in (-1, x.ndim - 1, 0):
         np.testing.assert_array_equal(
-            module._max_along(x, axis), np.max(x, axis=axis, keepdims=True)
+            module._max_along(x, axis).view(bits), np.max(x, axis=axis, keepdims=True).view(bits)
         )
 
 

@@ -178,15 +178,17 @@ def _out(scratch, slot, shape, dtype):
     return buffer
 
 
-_SHORT_ROW = 32  # a last axis up to this long is reduced across a transposed copy
+_SHORT_ROW_BYTES = 256  # a last axis this short (32 float64, 64 float32) is transposed
 
 
 def _max_along(x, axis):
     """np.max(x, axis, keepdims=True). NumPy reduces a last axis one row at a time; when
     rows are short (a softmax over 10 classes) that costs 2-7x a reduction across the
-    rows of a transposed copy, which runs along contiguous memory."""
+    rows of a transposed copy, which runs along contiguous memory. Longer rows lose:
+    (8, 4, 64, 64) float32 122 -> 96 us, but float64 124 -> 141 us."""
     n = x.shape[-1] if x.ndim else 0
-    if axis not in (-1, x.ndim - 1) or not 0 < n <= _SHORT_ROW or x.size < 64 * n:
+    short = 0 < n * x.dtype.itemsize <= _SHORT_ROW_BYTES
+    if axis not in (-1, x.ndim - 1) or not short or x.size < 64 * n:
         return np.maximum.reduce(x, axis=axis, keepdims=True)
     columns = np.ascontiguousarray(np.reshape(x, (-1, n)).T)
     return np.maximum.reduce(columns, axis=0).reshape(*x.shape[:-1], 1)
