@@ -512,11 +512,7 @@ class FunctionEmitter:
         """Workspace slots for the statements whose op can write into `out=` (see memory)."""
         if not self.buffers:
             return BufferPlan({}, 0)
-        candidates = {
-            n
-            for n in statements
-            if self.emitted_op(n).writes_out and _worth_a_buffer(spec(self.graph, n).shape)
-        }
+        candidates = {n for n in statements if self._needs_a_buffer(n)}
         candidates -= set(self.targets)
         fresh = {n for n in statements if self.emitted_op(n).gives_fresh_array}
         return plan_buffers(
@@ -671,7 +667,9 @@ class FunctionEmitter:
         rule, fwd = data.get("rule"), data.get("vjp_of")
         if fwd not in self.names:  # pruned, or a tag the graph came with
             return []
-        if rule == "blocks":
+        if rule == "blocks":  # said once, on the joined total (not its inner steps)
+            if "grad_of" not in data:
+                return []
             return [
                 f"{self.names[node]}: {self.names[fwd]} is used block by block; "
                 "the blocks' cotangents are joined"

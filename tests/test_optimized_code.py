@@ -729,3 +729,14 @@ def test_a_large_product_read_through_a_view_gets_a_workspace_buffer(rng):
         want = plain.value_and_grad(**inputs)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1]["v"], want[1]["v"])
+
+
+def test_a_fused_product_of_unnamed_nodes_is_named_after_its_input():
+    """Builder-made ids (matmul_3, add_4) make poor names: the fused product becomes
+    `{input}_products` unless the user named every block."""
+    g = gg.Graph("unnamed")
+    x = g.input("x", (5, 4))
+    blocks = [x @ g.param(f"W{i}", (4, 3)) + g.param(f"b{i}", (3,)) for i in range(2)]
+    g.output(gg.sum(blocks[0] * blocks[1]))
+    body = function_source(gg.compile(g).source, "value_and_grad")
+    assert "x_products = " in body and "add_" not in body.split("x_products =")[0]

@@ -15,17 +15,15 @@ array, not a view of the fused one).
 
 from __future__ import annotations
 
-import re
-
 import networkx as nx
 
 from ..builder import Graph
+from ..naming import auto_id_number
 from ..ops import functions as F
 from ..schedule import operands
 from .lower import replace_node, unique_name
 
 LEAVES = ("param", "input", "const")
-_AUTO_NAME = re.compile(r"matmul_\d+")  # the builder's name for an unnamed matmul
 
 
 def fuse_shared_matmuls(forward: nx.MultiDiGraph) -> nx.MultiDiGraph:
@@ -65,7 +63,8 @@ def _fuse(graph: nx.MultiDiGraph, builder: Graph, left: str, group: list[str]) -
     fused_bias = all(b is not None for b in biases)
     replaced = [b[0] for b in biases] if fused_bias else group
     name = "_".join(replaced)
-    if len(name) > 40 or any(_AUTO_NAME.fullmatch(n) for n in replaced):
+    unnamed = any(auto_id_number(n, graph.nodes[n]["op"]) is not None for n in replaced)
+    if len(name) > 40 or unnamed:
         name = f"{left}_products"
     name = unique_name(graph, name)
     joined = F.concatenate(weights, axis=1, name=unique_name(graph, f"{name}_w"))

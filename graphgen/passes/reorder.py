@@ -21,6 +21,7 @@ from __future__ import annotations
 import networkx as nx
 
 from ..builder import Graph
+from ..ops import functions as F
 from ..schedule import operands
 from .lower import free_name, replace_node
 
@@ -36,10 +37,9 @@ def pool_before_relu(forward: nx.MultiDiGraph) -> nx.MultiDiGraph:
     for pool in pools:
         relu = _relu_of(forward, pool)
         x = builder.tensor(operands(forward, relu)[0])
-        attrs = dict(forward.nodes[pool]["attrs"])
-        pooled = builder.apply("max_pool2d", [x], attrs, name=free_name(graph, pool, "max"))
-        result = builder.apply("relu", [pooled], {}, name=free_name(graph, pool, "relu"))
-        replace_node(graph, pool, result.id)
+        attrs = forward.nodes[pool]["attrs"]
+        pooled = F.max_pool2d(x, **attrs, name=free_name(graph, pool, "max"))
+        replace_node(graph, pool, F.relu(pooled, name=free_name(graph, pool, "relu")).id)
         graph.remove_node(relu)
     return graph
 
