@@ -740,3 +740,53 @@ def test_a_fused_product_of_unnamed_nodes_is_named_after_its_input():
     g.output(gg.sum(blocks[0] * blocks[1]))
     body = function_source(gg.compile(g).source, "value_and_grad")
     assert "x_products = " in body and "add_" not in body.split("x_products =")[0]
+
+
+def reference_im2col(x, kernel_size, stride, padding, dilation, groups):
+    """Every window tap sliced out of the padded input one at a time (no strided views)."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    ho = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    wo = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    taps = [
+        [xp[:, :, i * dh :: sh, j * dw :: sw][:, :, :ho, :wo] for j in range(kw)] for i in range(kh)
+    ]
+    cols = np.stack([np.stack(row, axis=2) for row in taps], axis=2)  # (N, C, kh, kw, Ho, Wo)
+    n, c = x.shape[:2]
+    return cols.reshape(n, groups, c // groups * kh * kw, ho * wo)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "conv", "two_steps"),
+    [
+        ((3, 1, 28, 28), {"kernel_size": (5, 5), "padding": (2, 2)}, True),
+        ((2, 4, 9, 20), {"kernel_size": (3, 2), "stride": (1, 2), "dilation": (2, 3)}, True),
+        ((2, 4, 7, 19), {"kernel_size": (2, 3), "padding": (1, 0), "groups": 2}, True),
+        ((2, 2, 9, 9), {"kernel_size": (3, 3), "stride": (2, 1)}, False),  # row stride 2
+        ((1, 2, 5, 40), {"kernel_size": (3, 3), "padding": (1, 1)}, False),  # long rows
+    ],
+)
+def test_im2col_gathers_short_rows_in_two_steps_with_the_same_columns(x_shape, conv, two_steps):
+    """Output rows shorter than 32 entries (row stride 1) are gathered first per column tap,
+    then per row tap as runs of whole rows: the matrix is entry for entry the windows'
+    (strides, dilations, groups and padding included), also in a dirty workspace."""
+    rng = np.random.default_rng(11)
+    g = gg.Graph("conv")
+    x = g.input("x", x_shape)
+    kh, kw = conv["kernel_size"]
+    w = g.param("w", (4, x_shape[1] // conv.get("groups", 1), kh, kw))
+    g.output(gg.conv2d(x, w, **{k: v for k, v in conv.items() if k != "kernel_size"}))
+    module = gg.compile(g).module
+    called = []
+    column_taps = module._column_taps
+    module._column_taps = lambda *args: called.append(args) or column_taps(*args)
+    args = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, **conv}
+    order = ("kernel_size", "stride", "padding", "dilation", "groups")
+    x0 = rng.standard_normal(x_shape)
+    want = reference_im2col(x0, *(args[k] for k in order))
+    workspace: dict = {}
+    for scratch in (None, workspace, workspace):
+        cols, size = module._im2col(x0, *(args[k] for k in order), scratch=scratch)
+        np.testing.assert_array_equal(cols, want)
+        assert size == (want.shape[-1] // size[1], size[1])
+    assert bool(called) == two_steps
