@@ -764,12 +764,13 @@ def reference_im2col(x, kernel_size, stride, padding, dilation, groups):
         ((2, 4, 7, 19), {"kernel_size": (2, 3), "padding": (1, 0), "groups": 2}, True),
         ((2, 2, 9, 9), {"kernel_size": (3, 3), "stride": (2, 1)}, False),  # row stride 2
         ((1, 2, 5, 40), {"kernel_size": (3, 3), "padding": (1, 1)}, False),  # long rows
+        ((2, 3, 6, 10), {"kernel_size": (1, 3), "padding": (0, 1)}, False),  # one row tap
     ],
 )
 def test_im2col_gathers_short_rows_in_two_steps_with_the_same_columns(x_shape, conv, two_steps):
-    """Output rows shorter than 32 entries (row stride 1) are gathered first per column tap,
-    then per row tap as runs of whole rows: the matrix is entry for entry the windows'
-    (strides, dilations, groups and padding included), also in a dirty workspace."""
+    """Output rows shorter than 32 entries (row stride 1, kh > 1) are gathered first per
+    column tap, then per row tap as runs of whole rows: the matrix is entry for entry the
+    windows' (strides, dilations, groups and padding included), also in a dirty workspace."""
     rng = np.random.default_rng(11)
     g = gg.Graph("conv")
     x = g.input("x", x_shape)
