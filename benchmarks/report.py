@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 from .impls import IMPLS
 
 MB = 2**20
@@ -137,6 +139,70 @@ def summary_tables(cases: list[dict], markdown: bool) -> str:
             + table(["workload", *impls], rows, markdown)
         )
     return "\n\n".join(out)
+
+
+def paired_ratios(case: dict, cases: list[dict]) -> list[float] | None:
+    """The case's median in each round over hand NumPy's median in the same round (same
+    workload, dtype and malloc), or None without rounds. A round runs a group's
+    implementations one after another within seconds, so a slow spell of the machine,
+    which lasts minutes, mostly hits both sides of each ratio alike."""
+    s = case["spec"]
+    mine = case.get("round_medians")
+    base = next(
+        (
+            c.get("round_medians")
+            for c in cases
+            if c["spec"]["impl"] == "numpy"
+            and (c["spec"]["workload"], c["spec"]["dtype"], c["spec"]["malloc"])
+            == (s["workload"], s["dtype"], s["malloc"])
+        ),
+        None,
+    )
+    if not mine or not base or len(mine) != len(base):
+        return None
+    return [a / b for a, b in zip(mine, base)]
+
+
+def paired_tables(cases: list[dict], markdown: bool) -> str:
+    """Like summary_tables, from paired_ratios: each cell the median over the rounds of
+    the per-round ratio (lowest-highest); empty without rounds."""
+    impls = [i for i in IMPLS if any(c["spec"]["impl"] == i for c in cases)]
+    workloads = list(dict.fromkeys(c["spec"]["workload"] for c in cases))
+    out = []
+    keys = sorted({(c["spec"]["malloc"], c["spec"]["dtype"]) for c in cases}, key=_order)
+    for malloc, dtype in keys:
+        rows = []
+        for w in workloads:
+            row = [w]
+            for impl in impls:
+                match = [
+                    c
+                    for c in cases
+                    if (c["spec"]["workload"], c["spec"]["impl"], c["spec"]["dtype"])
+                    == (w, impl, dtype)
+                    and c["spec"]["malloc"] == malloc
+                ]
+                ratios = paired_ratios(match[0], cases) if match else None
+                row.append(_paired_cell(ratios))
+            rows.append(row)
+        if all(cell == "" for row in rows for cell in row[1:]):
+            continue
+        title = (
+            f"{dtype}, malloc {malloc}: per round, median / hand NumPy's median in the same "
+            "round; median over rounds (lowest-highest)"
+        )
+        out.append(
+            ("**" + title + "**" if markdown else title)
+            + "\n\n"
+            + table(["workload", *impls], rows, markdown)
+        )
+    return "\n\n".join(out)
+
+
+def _paired_cell(ratios: list[float] | None) -> str:
+    if not ratios:
+        return ""
+    return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
 def _order(key):

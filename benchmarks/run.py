@@ -294,6 +294,9 @@ def render(cases, comp, jax_depths, described, args, command, markdown: bool) ->
             + "\n".join(f"- {line}" for line in blas + infos)
         )
         parts.append(h("Summary") + "\n\n" + report.summary_tables(cases, markdown))
+        paired = report.paired_tables(cases, markdown)
+        if paired:
+            parts.append(h("Summary, round by round") + "\n\n" + paired)
         parts.append(h("All cases") + "\n\n" + report.cases_table(cases, markdown))
         missing = report.unavailable(cases)
         if missing:
@@ -326,6 +329,12 @@ METHOD = """\
   median, interquartile range (q1-q3) and minimum over `calls` calls (about `--budget`
   seconds of calls). "vs numpy": median / the hand-written NumPy's median in the same run,
   same dtype and malloc setting.
+- With `--rounds N`, each case's calls from all rounds are pooled for the summary above.
+  "Round by round" pairs instead: in each round, a case's median over hand NumPy's median
+  in that round (a round runs one workload, dtype and malloc setting's implementations
+  back to back, within seconds), then the median of those N ratios and their range. This
+  machine's slow spells last minutes, so the pairing cancels most of them, where pooling
+  lets a spell that hit one implementation's rounds more than another's move its median.
 - faults/call: minor page faults (getrusage ru_minflt) over the timed loop / calls.
 - peak dRSS MB: VmHWM at the end of the timed loop minus VmRSS before it, after resetting
   the high-water mark (/proc/self/clear_refs): memory the calls needed beyond what the

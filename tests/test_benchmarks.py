@@ -96,3 +96,36 @@ def test_a_round_that_did_not_time_makes_the_case_untimed():
 
     first = case_result([], 0.0, None, status="mismatch")
     assert merge_rounds([first, case_result([1.0], 0.0, 1)]) is first
+
+
+def timed_case(impl: str, round_medians: list[float], workload: str = "mlp-b32") -> dict:
+    spec = {"workload": workload, "dtype": "float32", "malloc": "shipped", "impl": impl}
+    median = sorted(round_medians)[len(round_medians) // 2]
+    return {
+        "status": "ok",
+        "spec": spec,
+        "timing": {"median": median},
+        "round_medians": round_medians,
+    }
+
+
+def test_round_by_round_ratios_pair_each_round_with_the_same_rounds_hand_numpy():
+    from benchmarks import report
+
+    numpy_case = timed_case("numpy", [1.0, 2.0, 1.0])
+    slow_spell = timed_case("graphgen", [0.5, 1.0, 0.6])  # its second round hit a slow spell too
+    other = timed_case("graphgen", [9.0, 9.0, 9.0], workload="cnn")  # no hand NumPy for cnn
+    cases = [numpy_case, slow_spell, other]
+    assert report.paired_ratios(slow_spell, cases) == [0.5, 0.5, 0.6]
+    assert report.paired_ratios(other, cases) is None
+    text = report.paired_tables(cases, markdown=True)
+    assert "| mlp-b32 | 1.00 (1.00-1.00) | 0.50 (0.50-0.60) |" in text
+    assert "| cnn |  |  |" in text
+
+
+def test_a_run_without_rounds_has_no_round_by_round_table():
+    from benchmarks import report
+
+    single = timed_case("numpy", [1.0])
+    single.pop("round_medians")
+    assert report.paired_tables([single], markdown=False) == ""
