@@ -252,6 +252,35 @@ def test_plain_code_keeps_np_where_and_gives_the_same_bits():
     np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bit_mask_selection_matches_np_where_bit_for_bit_with_broadcasting(dtype):
+    """_where_zero and _where_bits widen a byte mask (-1 or 0 per condition entry) inside the
+    AND: every bit of the result, nan payloads, infinities and zero signs included, is
+    np.where's, also when the condition broadcasts against the branches."""
+    g = gg.Graph("select")
+    c = g.input("c", (5, 1), dtype)
+    x = g.input("x", (5, 7), dtype)
+    y = g.input("y", (5, 7), dtype)
+    keep = c > 0.0
+    g.output(gg.where(keep, x, 0.0))
+    g.output(gg.where(keep, x, y))
+    model = gg.compile(g)
+    assert "_where_zero(" in model.source and "_where_bits(" in model.source
+    module = model.module
+    rng = np.random.default_rng(4)
+    c0 = rng.standard_normal((5, 1)).astype(dtype)
+    x0, y0 = (rng.standard_normal((5, 7)).astype(dtype) for _ in range(2))
+    x0[:, 0], y0[:, 1] = [np.nan, -np.nan, np.inf, -np.inf, -0.0], -0.0
+    bits = f"u{np.dtype(dtype).itemsize}"
+    for condition in (c0 > 0, np.True_, np.array(False)):
+        want = np.where(condition, x0, 0.0).astype(dtype)
+        got = module._where_zero(condition, x0)
+        np.testing.assert_array_equal(got.view(bits), want.view(bits))
+        want = np.where(condition, x0, y0)
+        got = module._where_bits(condition, x0, y0, out=np.empty_like(x0))
+        np.testing.assert_array_equal(got.view(bits), want.view(bits))
+
+
 @pytest.mark.parametrize(
     "attrs",
     [

@@ -402,6 +402,7 @@ def _emit_where(e) -> str:
         kept = e.arg(0) if zero == 2 else f"~{e.arg(0, UNARY)}"
         return f"_where_zero({kept}, {e.arg(3 - zero)})"
     if where_bit_select(e):
+        e.use_kernel("where_zero")  # _bool_mask
         e.use_kernel("where_bits")
         return f"_where_bits({e.arg(0)}, {e.arg(1)}, {e.arg(2)})"
     return f"np.where({e.arg(0)}, {e.arg(1)}, {e.arg(2)})"
@@ -415,6 +416,7 @@ def where_into_branch(e, position: int, target: str, var: str) -> list[str]:
         kept = e.arg(0) if position == 1 else f"~{e.arg(0, UNARY)}"
         return [f"{var} = _where_zero({kept}, {target}, out={target})"]
     if where_bit_select(e):
+        e.use_kernel("where_zero")  # _bool_mask
         e.use_kernel("where_bits")
         args = [e.arg(0)] + [target if i == position else e.arg(i) for i in (1, 2)]
         return [f"{var} = _where_bits({', '.join(args)}, out={target})"]
