@@ -514,7 +514,11 @@ class FunctionEmitter:
             return BufferPlan({}, 0)
         candidates = {n for n in statements if self._needs_a_buffer(n)}
         candidates -= set(self.targets)
-        fresh = {n for n in statements if self.emitted_op(n).gives_fresh_array}
+        fresh = {
+            n
+            for n in statements
+            if self.emitted_op(n).gives_fresh_array(len(operands(self.graph, n)))
+        }
         return plan_buffers(
             statements,
             self.reads,

@@ -274,6 +274,46 @@ def test_an_output_that_views_an_intermediate_keeps_it_out_of_the_workspace(rng)
     np.testing.assert_array_equal(first_fwd, kept_fwd)
 
 
+def test_a_gradient_contracted_by_einsum_leaves_the_forward_buffers_planned(rng):
+    """With a symbolic batch, a weight's gradient is an einsum over the batch. An einsum of
+    two operands is a new array, so h, which it reads (through tanh's VJP), keeps its
+    workspace buffer (it was once treated as a possible view reaching the returned
+    gradient, and allocated at every call)."""
+    g = gg.Graph("batched")
+    x = g.input("x", ("batch", 6, 4))
+    W = g.param("W", (4, 5))
+    h = gg.tanh(x @ W, name="h")
+    g.output(gg.sum(h * h))
+    model = gg.compile(g)
+    body = model.source.split("def value_and_grad")[1]
+    assert 'np.einsum("' in body
+    assert "h = _matmul_rows(x, W, out=_out(scratch, " in body and "np.tanh(h, out=h)" in body
+    workspace: dict = {}
+    x0, W0 = rng.standard_normal((3, 6, 4)), rng.standard_normal((4, 5))
+    first = model.value_and_grad(x0, W0, workspace=workspace)
+    kept = first[1]["W"].copy()
+    assert_same(model.value_and_grad(x0, W0, workspace=workspace), model.value_and_grad(x0, W0))
+    model.value_and_grad(2 * x0, W0, workspace=workspace)
+    np.testing.assert_array_equal(first[1]["W"], kept)
+
+
+def test_a_one_operand_einsum_may_be_a_view_and_keeps_its_operand_out_of_the_workspace(rng):
+    """np.einsum("ij->ji", h) is a view of h: an output made that way must not live in a
+    buffer that the next call overwrites."""
+    g = gg.Graph("einsum_view")
+    x = g.input("x", ("batch", 4))
+    W = g.param("W", (4, 3))
+    h = gg.tanh(x @ W, name="h")
+    g.output(gg.sum(h, name="loss"), gg.einsum("ij->ji", h, name="hT"))
+    model = gg.compile(g)
+    workspace: dict = {}
+    x0, W0 = rng.standard_normal((5, 4)), rng.standard_normal((4, 3))
+    (_, first_hT), _ = model.value_and_grad(x0, W0, workspace=workspace)
+    kept = first_hT.copy()
+    model.value_and_grad(2 * x0, W0, workspace=workspace)
+    np.testing.assert_array_equal(first_hT, kept)
+
+
 @pytest.mark.parametrize("name", ["mlp-b512", "cnn", "transformer"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_planned_code_computes_bitwise_what_the_plain_code_computes(name, dtype):

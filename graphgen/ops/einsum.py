@@ -236,6 +236,9 @@ register(
         attrs={"subscripts": Attr(convert=canonical, doc="NumPy einsum subscripts")},
         infer=_einsum_infer,
         emit=_emit_einsum,
+        # with two or more operands NumPy computes a new array; one operand may give a
+        # view of it ("ij->ji", "ii->i")
+        fresh=lambda operand_count: operand_count > 1,
         builder=_einsum,
         vjp=_einsum_vjp,
         formula="doperands = einsum(g, the other operands -> this operand's subscripts)",

@@ -111,7 +111,8 @@ class OpDef:
     elementwise  with `ufunc`: the result is computed element by element, so an operand of
               the result's shape and dtype can be updated in place (``h += b``)
     fresh     the emitted expression always gives a new array, never a view of or the same
-              object as an operand (true of every `ufunc` op): memory planning relies on it
+              object as an operand (true of every `ufunc` op): memory planning relies on it;
+              or (number of operands) -> that, for ops whose answer depends on it (einsum)
     out_kwarg the emitted call (a kernel) also takes `out=`, an array of the result's shape
               and dtype that it fills and returns: memory planning can give it a buffer
     emit_as   (operand specs) -> the name of an op computing the same value faster for these
@@ -140,15 +141,15 @@ class OpDef:
     ufunc: str | None = None
     ufunc_extra: tuple[str, ...] = ()
     elementwise: bool = False
-    fresh: bool = False
+    fresh: bool | Callable[[int], bool] = False
     out_kwarg: bool = False
     emit_as: Callable[[Sequence[TensorSpec]], str | None] | None = None
     lowering: Callable | None = None
 
-    @property
-    def gives_fresh_array(self) -> bool:
-        """Whether a node's value never shares memory with its operands."""
-        return self.fresh or self.ufunc is not None
+    def gives_fresh_array(self, operand_count: int) -> bool:
+        """Whether a node's value, with this many operands, never shares memory with them."""
+        fresh = self.fresh(operand_count) if callable(self.fresh) else self.fresh
+        return fresh or self.ufunc is not None
 
     @property
     def writes_out(self) -> bool:
