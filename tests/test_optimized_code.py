@@ -820,3 +820,32 @@ def test_im2col_gathers_short_rows_in_two_steps_with_the_same_columns(x_shape, c
         np.testing.assert_array_equal(cols, want)
         assert size == (want.shape[-1] // size[1], size[1])
     assert bool(called) == two_steps
+
+
+@pytest.mark.parametrize(
+    ("subscripts", "shapes", "as_gemm"),
+    [
+        ("aby,abz->yz", (("batch", 3, 4), ("batch", 3, 5)), True),
+        ("ay,az->yz", (("batch", 4), ("batch", 2)), True),
+        ("aby,abz->zy", (("batch", 3, 4), ("batch", 3, 5)), False),  # transposed result
+        ("aby,acz->yz", (("batch", 3, 4), ("batch", 3, 5)), False),  # other leading labels
+        ("aby,abz->yz", (("batch", 3, 4), ("batch", 1, 5)), False),  # a broadcast axis
+        ("aby,abz->yz", (("batch", 3, "k"), ("batch", 3, 5)), False),  # symbolic K
+    ],
+)
+def test_a_weight_gradient_einsum_over_rows_is_emitted_as_one_gemm(subscripts, shapes, as_gemm):
+    """ "aby,abz->yz" with static K and N becomes np.matmul over the reshaped rows (no
+    einsum path search at every call); everything else stays np.einsum. Both agree with
+    np.einsum."""
+    g = gg.Graph("rows")
+    a = g.input("a", shapes[0])
+    b = g.input("b", shapes[1])
+    g.output(gg.einsum(subscripts, a, b))
+    model = gg.compile(g)
+    body = function_source(model.source, "forward")
+    assert ("np.matmul(np.reshape(a, (-1, 4)).T" in body) == as_gemm
+    assert ("np.einsum(" in body) != as_gemm
+    rng = np.random.default_rng(2)
+    sizes = {"batch": 6, "k": 4}
+    a0, b0 = (rng.standard_normal([sizes.get(d, d) for d in s]) for s in shapes)
+    np.testing.assert_allclose(model.forward(a0, b0), np.einsum(subscripts, a0, b0), rtol=1e-13)

@@ -140,9 +140,32 @@ def _einsum_infer(specs, attrs) -> TensorSpec:
 
 
 def _emit_einsum(e) -> str:
+    rows = _rows_product(e)
+    if rows is not None:
+        return rows
     args = ", ".join(e.arg(i) for i in range(len(e.ins)))
     optimize = ", optimize=True" if len(e.ins) > 1 else ""  # BLAS and a contraction order
     return f'np.einsum("{canonical(e.attrs["subscripts"])}", {args}{optimize})'
+
+
+def _rows_product(e) -> str | None:
+    """ "aby,abz->yz" (a weight's gradient over symbolic batch axes) as one GEMM over the
+    rows, np.matmul(np.reshape(a, (-1, K)).T, np.reshape(b, (-1, N))): the same BLAS call
+    einsum's optimizer makes, without its path search at every call. Only when both
+    operands have the same leading axes and static, nonzero K and N (a -1 needs them)."""
+    terms, out = parse(e.attrs["subscripts"])
+    if len(terms) != 2:
+        return None
+    ta, tb = terms
+    if ELLIPSIS in ta + tb + out or len(ta) < 2 or ta[:-1] != tb[:-1]:
+        return None
+    a, b = e.ins
+    k, n = a.shape[-1], b.shape[-1]
+    if out != [ta[-1], tb[-1]] or ta[-1] == tb[-1] or len(set(ta)) != len(ta):
+        return None
+    if a.shape[:-1] != b.shape[:-1] or not all(isinstance(d, int) and d > 0 for d in (k, n)):
+        return None
+    return f"np.matmul(np.reshape({e.arg(0)}, (-1, {k})).T, np.reshape({e.arg(1)}, (-1, {n})))"
 
 
 # ---- the VJP -----------------------------------------------------------------------------
