@@ -71,3 +71,21 @@ def test_op_matches_its_spec_and_finite_differences(name, index, rng):
     if differentiable:
         report = gg.gradcheck(model, inputs)
         assert report.ok
+
+
+FRESH_CASES = [
+    (name, i)
+    for name, i in CASES
+    if REGISTRY[name].gives_fresh_array(sum(s is not None for s in REGISTRY[name].tests[i].shapes))
+]
+
+
+@pytest.mark.parametrize(("name", "index"), FRESH_CASES, ids=[f"{n}-{i}" for n, i in FRESH_CASES])
+def test_an_op_declared_fresh_never_returns_a_view_of_an_operand(name, index, rng):
+    """Memory planning trusts OpDef.fresh: a value declared fresh may go into a workspace
+    buffer while its operands' buffers are reused. So its emitted code must give a new array,
+    sharing no memory with any operand."""
+    g, _, inputs = build_case(name, index, rng)
+    value = gg.compile(g, buffers=False).forward(**inputs)
+    for key, array in inputs.items():
+        assert not np.shares_memory(value, array), f"{name} returned a view of {key}"

@@ -137,6 +137,7 @@ for _name, _default, _vjp, _formula, _doc in (
             infer=_float_infer,
             emit=lambda e, n=_name: f"_{n}({e.arg(0)}, {_alpha(e)})",
             kernel=_name,
+            fresh=True,  # np.where
             vjp=_vjp,
             formula=_formula,
             tests=_alpha_tests(0.2),

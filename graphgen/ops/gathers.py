@@ -36,6 +36,7 @@ def _take_infer(specs, attrs) -> TensorSpec:
 register(
     OpDef(
         name="take",
+        fresh=True,
         operands=("x", "indices"),
         attrs=AXIS_OR_NONE,
         infer=_take_infer,
@@ -76,6 +77,7 @@ def _scatter_infer(gathered_shape):
 register(
     OpDef(
         name="scatter_add",
+        fresh=True,
         operands=("updates", "indices"),
         attrs={"shape": Attr(convert=as_shape), **AXIS_OR_NONE},
         infer=_scatter_infer(take_shape),
@@ -117,6 +119,7 @@ def _take_along_axis_infer(specs, attrs) -> TensorSpec:
 register(
     OpDef(
         name="take_along_axis",
+        fresh=True,
         operands=("x", "indices"),
         attrs={"axis": Attr(-1, as_int)},
         infer=_take_along_axis_infer,
@@ -140,6 +143,7 @@ register(
 register(
     OpDef(
         name="scatter_add_along_axis",
+        fresh=True,
         operands=("updates", "indices"),
         attrs={"shape": Attr(convert=as_shape), "axis": Attr(-1, as_int)},
         infer=_scatter_infer(along_axis_shape),

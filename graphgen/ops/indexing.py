@@ -168,6 +168,7 @@ def _slice_scatter_infer(specs, attrs) -> TensorSpec:
 register(
     OpDef(
         name="slice_scatter",
+        fresh=True,
         operands=("updates",),
         attrs={"shape": Attr(convert=as_shape), **_INDEX},
         infer=_slice_scatter_infer,

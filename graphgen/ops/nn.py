@@ -193,6 +193,7 @@ def _one_hot_infer(specs, attrs) -> TensorSpec:
 register(
     OpDef(
         name="one_hot",
+        fresh=True,
         operands=("labels",),
         attrs={"num_classes": Attr(convert=as_dim)},
         infer=_one_hot_infer,

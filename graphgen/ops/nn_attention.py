@@ -74,6 +74,7 @@ def _weights_vjp(g, out, args, attrs):
 register(
     OpDef(
         name="attention_weights",
+        fresh=True,
         operands=("q", "k", "mask"),
         optional=("mask",),
         attrs=_CAUSAL,
@@ -118,6 +119,7 @@ _MASK = ("real", "real", "real", "keep")
 register(
     OpDef(
         name="scaled_dot_product_attention",
+        fresh=True,
         operands=("q", "k", "v", "mask"),
         optional=("mask",),
         attrs=_CAUSAL,

@@ -271,6 +271,7 @@ def _logsumexp_vjp(g, out, args, attrs):
 register(
     OpDef(
         name="logsumexp",
+        fresh=True,
         operands=("x",),
         attrs=_REDUCE_ATTRS,
         infer=_float_reduce_infer,
