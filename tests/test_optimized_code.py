@@ -849,3 +849,26 @@ def test_a_weight_gradient_einsum_over_rows_is_emitted_as_one_gemm(subscripts, s
     sizes = {"batch": 6, "k": 4}
     a0, b0 = (rng.standard_normal([sizes.get(d, d) for d in s]) for s in shapes)
     np.testing.assert_allclose(model.forward(a0, b0), np.einsum(subscripts, a0, b0), rtol=1e-13)
+
+
+def test_attention_weights_are_computed_in_one_array_of_their_shape():
+    """scores, their scaling and the softmax share one (..., L, S) array: a (..., L, S)
+    temporary per step was 3x the weights' memory at every call (and page faults)."""
+    import tracemalloc
+
+    g = gg.Graph("attention")
+    q = g.input("q", (4, 2, 64, 16))
+    k = g.input("k", (4, 2, 64, 16))
+    g.output(gg.attention_weights(q, k))
+    module = gg.compile(g).module
+    rng = np.random.default_rng(8)
+    q0, k0 = rng.standard_normal((2, 4, 2, 64, 16))
+    want = np.exp(q0 @ np.swapaxes(k0, -1, -2) / 4.0)
+    want /= want.sum(axis=-1, keepdims=True)
+    module._attention_weights(q0, k0)  # warm-up: the kernels' one-off allocations
+    tracemalloc.start()
+    got = module._attention_weights(q0, k0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+    assert peak < 1.5 * got.nbytes
