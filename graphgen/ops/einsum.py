@@ -149,8 +149,8 @@ def _emit_einsum(e) -> str:
 
 
 def _rows_product(e) -> str | None:
-    """ "aby,abz->yz" (a weight's gradient over symbolic batch axes) as one GEMM over the
-    rows, np.matmul(np.reshape(a, (-1, K)).T, np.reshape(b, (-1, N))): the same BLAS call
+    """One GEMM over the rows for "aby,abz->yz" (a weight's gradient over symbolic batch
+    axes): np.matmul(np.reshape(a, (-1, K)).T, np.reshape(b, (-1, N))), the same BLAS call
     einsum's optimizer makes, without its path search at every call. Only when both
     operands have the same leading axes and static, nonzero K and N (a -1 needs them)."""
     terms, out = parse(e.attrs["subscripts"])
