@@ -113,32 +113,14 @@ def summary_tables(cases: list[dict], markdown: bool) -> str:
     """Issue-6 style: per malloc setting and dtype, a row per workload, a column per impl,
     each cell `ratio (median ms)`."""
     base = baselines(cases)
-    impls = [i for i in IMPLS if any(c["spec"]["impl"] == i for c in cases)]
-    out = []
-    keys = sorted({(c["spec"]["malloc"], c["spec"]["dtype"]) for c in cases}, key=_order)
-    for malloc, dtype in keys:
-        rows = []
-        workloads = list(dict.fromkeys(c["spec"]["workload"] for c in cases))
-        for w in workloads:
-            row = [w]
-            for impl in impls:
-                match = [
-                    c
-                    for c in cases
-                    if c["spec"]["workload"] == w
-                    and c["spec"]["impl"] == impl
-                    and c["spec"]["dtype"] == dtype
-                    and c["spec"]["malloc"] == malloc
-                ]
-                row.append(_cell(match[0], base) if match else "")
-            rows.append(row)
-        title = f"{dtype}, malloc {malloc}: time per call as a ratio to hand NumPy (median ms)"
-        out.append(
-            ("**" + title + "**" if markdown else title)
-            + "\n\n"
-            + table(["workload", *impls], rows, markdown)
-        )
-    return "\n\n".join(out)
+    return _grids(
+        cases,
+        markdown,
+        lambda dtype, malloc: (
+            f"{dtype}, malloc {malloc}: time per call as a ratio to hand NumPy (median ms)"
+        ),
+        lambda case: _cell(case, base),
+    )
 
 
 def paired_ratios(case: dict, cases: list[dict]) -> list[float] | None:
@@ -146,15 +128,12 @@ def paired_ratios(case: dict, cases: list[dict]) -> list[float] | None:
     workload, dtype and malloc), or None without rounds. A round runs a group's
     implementations one after another within seconds, so a slow spell of the machine,
     which lasts minutes, mostly hits both sides of each ratio alike."""
-    s = case["spec"]
     mine = case.get("round_medians")
     base = next(
         (
             c.get("round_medians")
             for c in cases
-            if c["spec"]["impl"] == "numpy"
-            and (c["spec"]["workload"], c["spec"]["dtype"], c["spec"]["malloc"])
-            == (s["workload"], s["dtype"], s["malloc"])
+            if c["spec"]["impl"] == "numpy" and _group(c) == _group(case)
         ),
         None,
     )
@@ -166,33 +145,41 @@ def paired_ratios(case: dict, cases: list[dict]) -> list[float] | None:
 def paired_tables(cases: list[dict], markdown: bool) -> str:
     """Like summary_tables, from paired_ratios: each cell the median over the rounds of
     the per-round ratio (lowest-highest); empty without rounds."""
+    return _grids(
+        cases,
+        markdown,
+        lambda dtype, malloc: (
+            f"{dtype}, malloc {malloc}: per round, median / hand NumPy's median in the same "
+            "round; median over rounds (lowest-highest)"
+        ),
+        lambda case: _paired_cell(paired_ratios(case, cases)),
+    )
+
+
+def _group(case: dict) -> tuple:
+    s = case["spec"]
+    return s["workload"], s["dtype"], s["malloc"]
+
+
+def _grids(cases: list[dict], markdown: bool, title, cell) -> str:
+    """Per malloc setting and dtype (title(dtype, malloc)), a table with a row per
+    workload and a column per impl, each cell cell(case) ("" for no case); a table whose
+    cells are all empty is left out."""
     impls = [i for i in IMPLS if any(c["spec"]["impl"] == i for c in cases)]
     workloads = list(dict.fromkeys(c["spec"]["workload"] for c in cases))
+    by_key = {(*_group(c), c["spec"]["impl"]): c for c in reversed(cases)}  # first wins
     out = []
     keys = sorted({(c["spec"]["malloc"], c["spec"]["dtype"]) for c in cases}, key=_order)
     for malloc, dtype in keys:
         rows = []
         for w in workloads:
-            row = [w]
-            for impl in impls:
-                match = [
-                    c
-                    for c in cases
-                    if (c["spec"]["workload"], c["spec"]["impl"], c["spec"]["dtype"])
-                    == (w, impl, dtype)
-                    and c["spec"]["malloc"] == malloc
-                ]
-                ratios = paired_ratios(match[0], cases) if match else None
-                row.append(_paired_cell(ratios))
-            rows.append(row)
-        if all(cell == "" for row in rows for cell in row[1:]):
+            found = [by_key.get((w, dtype, malloc, impl)) for impl in impls]
+            rows.append([w, *("" if c is None else cell(c) for c in found)])
+        if all(c == "" for row in rows for c in row[1:]):
             continue
-        title = (
-            f"{dtype}, malloc {malloc}: per round, median / hand NumPy's median in the same "
-            "round; median over rounds (lowest-highest)"
-        )
+        head = title(dtype, malloc)
         out.append(
-            ("**" + title + "**" if markdown else title)
+            ("**" + head + "**" if markdown else head)
             + "\n\n"
             + table(["workload", *impls], rows, markdown)
         )

@@ -30,7 +30,8 @@ from .ops.shapes import fmt_shape
 from .schedule import operand_slots, operands, topological_order
 
 MAX_INLINE_DEPTH = 12  # deeper unnamed chains are split into statements
-_VIEW_OPS = frozenset({"reshape", "transpose", "expand_dims", "squeeze", "getitem"})
+# ops whose result is a view of their operand (a NumPy view, not a copy)
+VIEW_OPS = frozenset({"reshape", "transpose", "expand_dims", "squeeze", "getitem"})
 # smaller static results are left to malloc, which recycles them cheaply; a symbolic dim
 # may be large, so results with one are always planned
 MIN_BUFFER_ELEMENTS = 1024
@@ -393,7 +394,7 @@ class FunctionEmitter:
         if len(users) != 1 or "grad_of" in data:
             return False
         udata = self.graph.nodes[users[0]]
-        if udata["op"] in _VIEW_OPS and self._needs_a_buffer(node):
+        if udata["op"] in VIEW_OPS and self._needs_a_buffer(node):
             return False  # a view of it would keep a fresh array: give it a buffer instead
         if data.get("role") == "backward":
             return udata.get("role") == "backward" and udata.get("vjp_of") == data.get("vjp_of")

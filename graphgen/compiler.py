@@ -17,6 +17,7 @@ import networkx as nx
 from . import __version__
 from .autodiff import Joint, build_joint, check_wrt
 from .codegen import (
+    VIEW_OPS,
     Body,
     FunctionEmitter,
     constant_value,
@@ -204,20 +205,7 @@ def _emit_joint(
 
 
 # ops whose result may be an input, a constant, or a (read-only) view of another array
-_MAY_ALIAS = frozenset(
-    {
-        "input",
-        "param",
-        "const",
-        "broadcast_to",
-        "reshape",
-        "transpose",
-        "getitem",
-        "expand_dims",
-        "squeeze",
-        "stop_gradient",
-    }
-)
+_MAY_ALIAS = VIEW_OPS | {"input", "param", "const", "broadcast_to", "stop_gradient"}
 
 
 def _function(
