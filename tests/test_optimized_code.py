@@ -772,7 +772,8 @@ def test_a_fused_product_of_unnamed_nodes_is_named_after_its_input():
 
 
 def reference_im2col(x, kernel_size, stride, padding, dilation, groups):
-    """Every window tap sliced out of the padded input one at a time (no strided views)."""
+    """Every window tap sliced out of the padded input one at a time (no strided views),
+    and the output size (Ho, Wo)."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     ho = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
@@ -782,7 +783,7 @@ def reference_im2col(x, kernel_size, stride, padding, dilation, groups):
     ]
     cols = np.stack([np.stack(row, axis=2) for row in taps], axis=2)  # (N, C, kh, kw, Ho, Wo)
     n, c = x.shape[:2]
-    return cols.reshape(n, groups, c // groups * kh * kw, ho * wo)
+    return cols.reshape(n, groups, c // groups * kh * kw, ho * wo), (ho, wo)
 
 
 @pytest.mark.parametrize(
@@ -813,12 +814,12 @@ def test_im2col_gathers_short_rows_in_two_steps_with_the_same_columns(x_shape, c
     args = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, **conv}
     order = ("kernel_size", "stride", "padding", "dilation", "groups")
     x0 = rng.standard_normal(x_shape)
-    want = reference_im2col(x0, *(args[k] for k in order))
+    want, want_size = reference_im2col(x0, *(args[k] for k in order))
     workspace: dict = {}
     for scratch in (None, workspace, workspace):
         cols, size = module._im2col(x0, *(args[k] for k in order), scratch=scratch)
         np.testing.assert_array_equal(cols, want)
-        assert size == (want.shape[-1] // size[1], size[1])
+        assert size == want_size
     assert bool(called) == two_steps
 
 
