@@ -155,6 +155,7 @@ NOT_FUZZED = {
         "NN ops: covered by test_ops, test_oracle and test_models; entries to add",
     ),
     "eye": "no operands; made by einsum's VJP",
+    "softmax_cross_entropy_grad": "backward op: made by the VJP of softmax_cross_entropy, drawn",
     "matmul_rows": "drawn as matmul: codegen emits a stack-by-matrix matmul as matmul_rows",
 }
 

@@ -306,6 +306,49 @@ def test_cross_entropy_refuses_a_label_beyond_the_classes(label):
         gg.compile(g).forward(np.zeros((3, 5)), np.array([0, label, 1]))
 
 
+def test_cross_entropy_refuses_a_negative_label():
+    """NumPy would count -1 from the end: the loss would use the last class."""
+    g = gg.Graph("ce")
+    g.output(gg.softmax_cross_entropy(g.param("x", (3, 5)), g.input("y", (3,), "int64")))
+    with pytest.raises(IndexError, match=r"labels must be in \[0, 5\), got -1"):
+        gg.compile(g).value_and_grad(np.zeros((3, 5)), np.array([0, -1, 1]))
+
+
+def test_cross_entropy_refuses_labels_that_only_broadcast_to_the_rows():
+    g = gg.Graph("ce")
+    x, y = g.param("x", (2, 3, 5)), g.input("y", (1, 3), "int64")
+    message = r"labels must have the leading dims of logits \(2, 3\), got \(1, 3\)"
+    with pytest.raises(gg.ShapeError, match=message):
+        gg.softmax_cross_entropy(x, y)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("per_row", [False, True])
+def test_cross_entropy_gradient_kernel_is_softmax_minus_one_hot_scaled(per_row, dtype, rng):
+    """softmax_cross_entropy_grad, called into a dirty planned buffer (a symbolic batch
+    gets one) and without one."""
+    g = gg.Graph("ce_grad")
+    x, y = g.input("x", ("n", 3, 5), dtype), g.input("y", ("n", 3), "int64")
+    s = g.input("s", ("n", 3, 1) if per_row else (), dtype)
+    d = gg.softmax_cross_entropy_grad(x, y, s)
+    g.output(gg.exp(d) + d)  # d read twice: a statement, not an output, so it gets a buffer
+    model = gg.compile(g)
+    assert "_softmax_cross_entropy_grad(x,y,s,out=_out(" in re.sub(r"\s", "", model.source)
+    logits = (rng.standard_normal((2, 3, 5)) * 30).astype(dtype)
+    labels = rng.integers(0, 5, (2, 3))
+    scale = (rng.standard_normal((2, 3, 1) if per_row else ()) + 2).astype(dtype)
+    shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+    softmax = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
+    d = (softmax - (labels[..., None] == np.arange(5))) * scale
+    want = np.exp(d) + d
+    workspace = {}
+    for _ in range(3):  # the second and third calls find the buffer dirty
+        got = model.forward(logits, labels, scale, workspace=workspace)
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-13, atol=1e-6)
+    np.testing.assert_array_equal(model.forward(logits, labels, scale), got)
+
+
 # ---- error messages ------------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from .registry import (
     one_of,
     register,
 )
-from .shapes import broadcast_shapes, float_result, normalize_axes, require_float
+from .shapes import broadcast_shapes, float_result, fmt_shape, normalize_axes, require_float
 
 SOFTMAX_KERNELS = (*ROW_REDUCTIONS, "softmax")  # _softmax and the reductions it calls
 
@@ -98,8 +98,11 @@ def _sce_infer(specs, attrs) -> TensorSpec:
         raise ValueError(f"labels must be int64, got {labels.dtype}")
     if logits.ndim != labels.ndim + 1:
         raise ValueError("logits must have one more dim (classes, last) than labels")
-    if broadcast_shapes(logits.shape[:-1], labels.shape) != logits.shape[:-1]:
-        raise ValueError("the leading dims of logits and labels differ")
+    if tuple(labels.shape) != tuple(logits.shape[:-1]):
+        raise ValueError(
+            f"labels must have the leading dims of logits {fmt_shape(logits.shape[:-1])}, "
+            f"got {fmt_shape(labels.shape)}"
+        )
     shape = logits.shape[:-1] if attrs["reduction"] == "none" else ()
     return TensorSpec(shape, logits.dtype)
 
@@ -113,11 +116,10 @@ def scale_for_reduction(g, values, reduction: str):
 
 def _sce_vjp(g, out, args, attrs):
     logits, labels = args
-    p = F.softmax(logits, axis=-1)
     scale = scale_for_reduction(g, labels, attrs["reduction"])
     if attrs["reduction"] == "none":
         scale = F.reshape(scale, scale.shape + (1,))
-    return (p - F.one_hot(labels, logits.shape[-1])) * scale, None
+    return F.softmax_cross_entropy_grad(logits, labels, scale), None
 
 
 register(
@@ -143,6 +145,41 @@ register(
         ),
         doc="softmax cross-entropy of logits (..., C) against int labels (...); fused VJP "
         "(N: the number of labels for mean, 1 for sum and none)",
+    )
+)
+
+
+def _sce_grad_infer(specs, attrs) -> TensorSpec:
+    logits, labels, scale = specs
+    _sce_infer((logits, labels), {"reduction": "none"})
+    require_float(scale, "scale")
+    rows = tuple(logits.shape[:-1]) + (1,)
+    if tuple(scale.shape) not in ((), rows):
+        raise ValueError(
+            f"scale must be a scalar or {fmt_shape(rows)} (one factor per row), "
+            f"got {fmt_shape(scale.shape)}"
+        )
+    return logits
+
+
+register(
+    OpDef(
+        name="softmax_cross_entropy_grad",
+        out_kwarg=True,
+        fresh=True,
+        operands=("logits", "labels", "scale"),
+        infer=_sce_grad_infer,
+        emit=lambda e: f"_softmax_cross_entropy_grad({e.arg(0)}, {e.arg(1)}, {e.arg(2)})",
+        kernel=(*SOFTMAX_KERNELS, "softmax_cross_entropy_grad"),
+        vjp=None,
+        formula="(backward op of softmax_cross_entropy: second derivatives are out of scope)",
+        tests=(
+            TestCase(shapes=((4, 5), (4,), ()), domains=("real", "int:5", "real")),
+            TestCase(shapes=((2, 3, 4), (2, 3), (2, 3, 1)), domains=("real", "int:4", "real")),
+        ),
+        doc="(softmax(logits) - one_hot(labels)) * scale, the gradient of "
+        "softmax_cross_entropy with respect to its logits, in one array: the softmax, 1 "
+        "taken from each row's label entry, then the scaling in place",
     )
 )
 

@@ -207,8 +207,11 @@ def _softmax_cross_entropy(logits, labels, reduction):
     """Cross-entropy of softmax(logits) (..., C) against int labels (...)."""
     shifted = logits - _max_along(logits, -1)
     rows = shifted.reshape(-1, shifted.shape[-1])  # a view: shifted is a fresh array
+    labels = labels.reshape(-1)
+    if labels.size and labels.min() < 0:  # NumPy would count it from the end
+        raise IndexError(f"labels must be in [0, {rows.shape[1]}), got {labels.min()}")
     # each row's label, by index (IndexError when out of range)
-    picked = rows[np.arange(rows.shape[0]), labels.reshape(-1)]
+    picked = rows[np.arange(rows.shape[0]), labels]
     np.exp(rows, out=rows)
     losses = np.log(_sum(rows, -1))
     losses -= picked
@@ -216,7 +219,21 @@ def _softmax_cross_entropy(logits, labels, reduction):
         return _sum(losses) / losses.size
     if reduction == "sum":
         return _sum(losses)
-    return losses.reshape(labels.shape)
+    return losses.reshape(logits.shape[:-1])
+
+
+def _softmax_cross_entropy_grad(logits, labels, scale, out=None):
+    """(softmax(logits) - one_hot(labels)) * scale along the last axis, in one array (`out`
+    when given, C-contiguous): the softmax, 1 taken from each row's label entry, then the
+    scaling in place. labels: (...), logits' leading dims; scale: a scalar or (..., 1).
+    """
+    if out is None:
+        out = np.empty(logits.shape, logits.dtype)  # C order: rows below are views
+    p = _softmax(logits, -1, out=out)
+    rows = p.reshape(-1, p.shape[-1])
+    rows[np.arange(rows.shape[0]), labels.reshape(-1)] -= 1.0
+    p *= scale
+    return p
 
 
 _ONES = {}  # dtype -> a read-only vector of ones, as long as the longest sum so far
@@ -338,9 +355,9 @@ def value_and_grad(x, y, W1, b1, W2, b2, *, workspace=None):
     # seed: the derivative of loss with respect to itself is 1
     d_loss = np.ones_like(loss)
     # softmax_cross_entropy VJP for logits: dlogits = (softmax(logits) - onehot(labels)) * g / N  | logits=logits (batch, 4), labels=y (batch,) -> loss ()
-    d_logits = _softmax(logits, axis=-1, out=_out(scratch, 2, (batch, 4), "float64"))
-    d_logits -= y[..., None] == np.arange(4)
-    d_logits *= d_loss / batch
+    d_logits = _softmax_cross_entropy_grad(
+        logits, y, d_loss / batch, out=_out(scratch, 2, (batch, 4), "float64")
+    )
     del logits, d_loss
     # add VJP for b2: dx2 = g, summed over broadcast axes  | x1=(batch, 4), x2=b2 (4,) -> logits (batch, 4)
     d_b2 = _sum(d_logits, axis=0)
@@ -378,9 +395,9 @@ def vjp(x, y, W1, b1, W2, b2, cotangent, *, workspace=None):
     logits += b2
     loss = _softmax_cross_entropy(logits, y, "mean")
     # softmax_cross_entropy VJP for logits: dlogits = (softmax(logits) - onehot(labels)) * g / N  | logits=logits (batch, 4), labels=y (batch,) -> loss ()
-    d_logits = _softmax(logits, axis=-1, out=_out(scratch, 2, (batch, 4), "float64"))
-    d_logits -= y[..., None] == np.arange(4)
-    d_logits *= cotangent / batch
+    d_logits = _softmax_cross_entropy_grad(
+        logits, y, cotangent / batch, out=_out(scratch, 2, (batch, 4), "float64")
+    )
     del logits
     # add VJP for b2: dx2 = g, summed over broadcast axes  | x1=(batch, 4), x2=b2 (4,) -> logits (batch, 4)
     d_b2 = _sum(d_logits, axis=0)
