@@ -58,6 +58,23 @@ def test_blockwise_kernels_cover_every_element_of_a_large_array(op, dtype):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 1e-3)
 
 
+@pytest.mark.parametrize("op", ["gelu", "erf", "erfc", "normal_cdf"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_blockwise_kernels_may_write_over_their_input(op, dtype):
+    """out=x: the elements beyond the polynomial's range are read before the blocks
+    overwrite x (they were read after, and came out as the polynomial at the clip)."""
+    g = gg.Graph("in_place")
+    g.output(getattr(gg, op)(g.input("x", ("n",), dtype)))
+    kernels = {}
+    exec(gg.compile(g).source, kernels)
+    kernel = kernels[{"normal_cdf": "_normal_cdf"}.get(op, f"_{op}")]
+    x = np.random.default_rng(3).permutation(np.linspace(-7.0, 7.0, 3 * 16384 + 5)).astype(dtype)
+    want = kernel(x)
+    got = kernel(x, out=x)
+    assert got is x or np.shares_memory(got, x)
+    np.testing.assert_array_equal(got, want)
+
+
 def test_gelu_backward_reuses_the_forward_normal_cdf(rng):
     """gelu is differentiated as x * Phi(x): value_and_grad evaluates Phi (the costly
     erfc) once, and the lowered node keeps its name and its place as an output."""
