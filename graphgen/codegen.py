@@ -5,7 +5,10 @@ named forward nodes keep their graph names, a node's total cotangent is `d_<name
 single-use temporaries (auto-named forward nodes, pieces of one VJP rule, constants) are
 inlined into the expression that uses them, parenthesized by Python precedence. Every
 backward statement is preceded by a comment naming the rule and the shapes involved.
-Dead intermediates are released with `del` right after their last use.
+Dead intermediates are released with `del` right after their last use. A concatenation
+whose blocks are ufunc or matmul statements read by it alone (through transposes at most:
+the q/k/v cotangents of a fused attention projection) is computed in place: its array is
+made first and each block's statement writes into its part of it (see Joins).
 """
 
 from __future__ import annotations
@@ -236,6 +239,22 @@ class Body:
     buffers: int = 0
     overwrites: bool = False  # some statement computes its result into a dead operand
     kernel_scratch: bool = False  # a kernel is handed `scratch` for its temporaries
+
+
+@dataclass
+class Joins:
+    """Concatenations computed in place: blocks[node], the producers (in order) of the
+    operands of a concatenate statement, which write straight into its array
+    (into[producer]: the expression of the producer's block); the array is made before
+    the first of them (start[producer]: the joins made there). A planned one gets its own
+    workspace slot (slot[node]), one of `slots` added after the plan's, so that no other
+    value shares it while it is filled."""
+
+    blocks: dict[str, list[str]] = field(default_factory=dict)
+    into: dict[str, str] = field(default_factory=dict)
+    start: dict[str, list[str]] = field(default_factory=dict)
+    slot: dict[str, int] = field(default_factory=dict)
+    slots: int = 0
 
 
 # in-place forms of elementwise ufuncs: `h += b` is np.add(h, b, out=h)
@@ -484,7 +503,8 @@ class FunctionEmitter:
             if n not in self.inlined and self.graph.nodes[n]["op"] not in ("input", "param")
         ]
         plan = self._buffer_plan(statements)
-        rendered = [(n, self._statement(n, plan)) for n in statements]
+        joins = self._joins(statements, plan) if self.buffers else Joins()
+        rendered = [(n, self._joined_statement(n, plan, joins)) for n in statements]
         last_use = self._last_uses(statements)
         lines: list[str] = []
         for i, (node, statement) in enumerate(rendered):
@@ -503,10 +523,111 @@ class FunctionEmitter:
             bindings + lines,
             results,
             self.kernels,
-            plan.slots,
+            plan.slots + joins.slots,
             bool(plan.reuse),
             self.uses_scratch,
         )
+
+    # joins computed in place
+    def _joins(self, statements: list[str], plan: BufferPlan) -> Joins:
+        """The concatenations whose operands can be computed straight into the joined
+        array (see Joins), each with its own workspace slot after the plan's."""
+        joins = Joins()
+        position = {n: i for i, n in enumerate(statements)}
+        for node in statements:
+            blocks = self._join_blocks(node, plan)
+            if blocks is None:
+                continue
+            first = min((producer for producer, _ in blocks), key=position.__getitem__)
+            if node in plan.slot:
+                joins.slot[node] = plan.slots + joins.slots
+                joins.slots += 1
+            joins.start.setdefault(first, []).append(node)
+            joins.blocks[node] = sorted((p for p, _ in blocks), key=position.__getitem__)
+            for producer, view in blocks:
+                joins.into[producer] = view
+        return joins
+
+    def _join_blocks(self, node: str, plan: BufferPlan) -> list[tuple[str, str]] | None:
+        """[(producer, its block of node's array as an expression)] for a concatenate
+        statement every operand of which is a ufunc or matmul statement, seen through
+        transposes only (views), read by nothing else and not returned; else None."""
+        data = self.graph.nodes[node]
+        if data["op"] != "concatenate" or node in self._target_set or node in self.inlined:
+            return None
+        out = spec(self.graph, node)
+        axis = data["attrs"]["axis"] % len(out.shape)
+        blocks, offset, seen = [], 0, set()
+        for arg in operand_slots(self.graph, node, 1):
+            found = self._through_transposes(arg, node)
+            if found is None:
+                return None
+            producer, axes = found
+            size = spec(self.graph, arg).shape[axis]
+            if producer in seen or producer in plan.reuse or not isinstance(size, int):
+                return None
+            seen.add(producer)
+            index = ":, " * axis + f"{offset}:{offset + size}"
+            block = f"{self.names[node]}[{index}]"
+            inverse = tuple(sorted(range(len(axes)), key=axes.__getitem__))
+            if inverse != tuple(range(len(axes))):
+                block = f"np.transpose({block}, {inverse})"
+            blocks.append((producer, block))
+            offset += size
+        return blocks
+
+    def _through_transposes(self, arg: str | None, user: str) -> tuple[str, list[int]] | None:
+        """(producer, axes) when arg is np.transpose(producer, axes), through any number of
+        transposes (none: the identity), each read only by the next and `user` reading
+        the last; None when arg is not such a chain over a joinable producer."""
+        if arg is None:
+            return None
+        chain, node = [], arg
+        while True:
+            if node in self._target_set or self._readers(node) != [user]:
+                return None
+            if self.graph.nodes[node]["op"] != "transpose":
+                break
+            chain.append(node)
+            user, node = node, operands(self.graph, node)[0]
+        op = self.emitted_op(node)
+        if node in self.inlined or op.ufunc is None or not self._same_dtype(node, arg):
+            return None  # kernels may reshape `out`; a strided block would lose the result
+        axes = list(range(len(spec(self.graph, node).shape)))
+        for t in reversed(chain):  # np.transpose(x, p)[i] is axis p[i] of x
+            perm = self.graph.nodes[t]["attrs"]["axes"]
+            perm = list(reversed(axes)) if perm is None else [axes[a % len(axes)] for a in perm]
+            axes = perm
+        return node, axes
+
+    def _same_dtype(self, a: str, b: str) -> bool:
+        return spec(self.graph, a).dtype == spec(self.graph, b).dtype
+
+    def _joined_statement(self, node: str, plan: BufferPlan, joins: Joins) -> list[str]:
+        """_statement, with the joins: a joined array is made before its first block is
+        computed, each block is computed into its part of it, and the concatenate itself
+        is left with nothing to do."""
+        lines = []
+        for join in joins.start.get(node, []):
+            lines.extend(self._join_array(join, joins))
+        if node in joins.blocks:
+            return lines
+        if node in joins.into:
+            return lines + self._into(node, self.names[node], joins.into[node])
+        return lines + self._statement(node, plan)
+
+    def _join_array(self, node: str, joins: Joins) -> list[str]:
+        """The statement making concatenate `node`'s array, ahead of its blocks."""
+        out = spec(self.graph, node)
+        e = EmitContext(self, node)
+        args = f"{e.shape(out.shape)}, {string_literal(out.dtype)}"
+        name = self.names[node]
+        parts = ", ".join(self.names[p] for p in joins.blocks[node])
+        comment = f"# {name}: its blocks ({parts}) are computed into it: no copy joins them"
+        if node in joins.slot:
+            self.kernels.add("joined_buffer")
+            return [comment, f"{name} = _buffer(scratch, {joins.slot[node]}, {args})"]
+        return [comment, f"{name} = np.empty({args})"]
 
     # memory planning
     def _buffer_plan(self, statements: list[str]) -> BufferPlan:
