@@ -508,7 +508,9 @@ class FunctionEmitter:
         last_use = self._last_uses(statements)
         lines: list[str] = []
         for i, (node, statement) in enumerate(rendered):
-            if comments:
+            for join in joins.start.get(node, []):  # a join's array, before its first block
+                lines.extend(self._join_array(join, joins, comments))
+            if comments and node not in joins.blocks:
                 lines.extend(f"# {comment_text(c)}" for c in self._comment(node))
             lines.extend(statement)
             dead = [self.names[v] for v in last_use.get(i, [])]
@@ -566,6 +568,8 @@ class FunctionEmitter:
             size = spec(self.graph, arg).shape[axis]
             if producer in seen or producer in plan.reuse or not isinstance(size, int):
                 return None
+            if spec(self.graph, producer).dtype != out.dtype:  # np.concatenate would cast
+                return None
             seen.add(producer)
             index = ":, " * axis + f"{offset}:{offset + size}"
             block = f"{self.names[node]}[{index}]"
@@ -590,8 +594,7 @@ class FunctionEmitter:
                 break
             chain.append(node)
             user, node = node, operands(self.graph, node)[0]
-        op = self.emitted_op(node)
-        if node in self.inlined or op.ufunc is None or not self._same_dtype(node, arg):
+        if node in self.inlined or self.emitted_op(node).ufunc is None:
             return None  # kernels may reshape `out`; a strided block would lose the result
         axes = list(range(len(spec(self.graph, node).shape)))
         for t in reversed(chain):  # np.transpose(x, p)[i] is axis p[i] of x
@@ -600,34 +603,30 @@ class FunctionEmitter:
             axes = perm
         return node, axes
 
-    def _same_dtype(self, a: str, b: str) -> bool:
-        return spec(self.graph, a).dtype == spec(self.graph, b).dtype
-
     def _joined_statement(self, node: str, plan: BufferPlan, joins: Joins) -> list[str]:
-        """_statement, with the joins: a joined array is made before its first block is
-        computed, each block is computed into its part of it, and the concatenate itself
-        is left with nothing to do."""
-        lines = []
-        for join in joins.start.get(node, []):
-            lines.extend(self._join_array(join, joins))
+        """_statement, with the joins: each block is computed into its part of the joined
+        array (made before the first, see _join_array), and the concatenate itself is left
+        with nothing to do."""
         if node in joins.blocks:
-            return lines
+            return []
         if node in joins.into:
-            return lines + self._into(node, self.names[node], joins.into[node])
-        return lines + self._statement(node, plan)
+            return self._into(node, self.names[node], joins.into[node])
+        return self._statement(node, plan)
 
-    def _join_array(self, node: str, joins: Joins) -> list[str]:
+    def _join_array(self, node: str, joins: Joins, comments: bool = True) -> list[str]:
         """The statement making concatenate `node`'s array, ahead of its blocks."""
         out = spec(self.graph, node)
         e = EmitContext(self, node)
         args = f"{e.shape(out.shape)}, {string_literal(out.dtype)}"
         name = self.names[node]
         parts = ", ".join(self.names[p] for p in joins.blocks[node])
-        comment = f"# {name}: its blocks ({parts}) are computed into it: no copy joins them"
+        lines = [f"# {name}: its blocks ({parts}) are computed into it: no copy joins them"]
+        if not comments:
+            lines = []
         if node in joins.slot:
             self.kernels.add("joined_buffer")
-            return [comment, f"{name} = _buffer(scratch, {joins.slot[node]}, {args})"]
-        return [comment, f"{name} = np.empty({args})"]
+            return lines + [f"{name} = _buffer(scratch, {joins.slot[node]}, {args})"]
+        return lines + [f"{name} = np.empty({args})"]
 
     # memory planning
     def _buffer_plan(self, statements: list[str]) -> BufferPlan:
