@@ -466,11 +466,12 @@ def test_compiling_pauses_the_garbage_collector_and_restores_its_state():
 def joined_products(use: str = "") -> gg.Graph:
     """sum(tanh(j)) + sum(j * j), j = concatenate([a @ W, transpose(V @ transpose(b))],
     axis=1): both blocks are products (the second seen through a transpose) read by the join alone,
-    unless `use` makes one of them read elsewhere ("read"), returned ("returned"), or a
-    kernel's result ("kernel")."""
+    unless `use` makes one of them read elsewhere ("read"), returned ("returned"), a
+    kernel's result ("kernel") or float32 where the join is float64 ("float32")."""
     g = gg.Graph("joined")
-    a, b = g.input("a", ("n", 4)), g.input("b", ("n", 4))
-    W, V = g.param("W", (4, 3)), g.param("V", (5, 4))
+    single = "float32" if use == "float32" else "float64"
+    a, b = g.input("a", ("n", 4), single), g.input("b", ("n", 4))
+    W, V = g.param("W", (4, 3), single), g.param("V", (5, 4))
     p = gg.softmax(a @ W, name="p") if use == "kernel" else gg.matmul(a, W, name="p")
     q = gg.transpose(gg.matmul(V, gg.transpose(b), name="q"))  # named: statements
     joined = gg.concatenate([p, q], axis=1)
@@ -513,15 +514,22 @@ def test_a_join_of_products_is_computed_in_its_array_with_no_copy(rng):
     assert gg.gradcheck(model, inputs).ok
 
 
-@pytest.mark.parametrize("use", ["read", "returned", "kernel"])
+@pytest.mark.parametrize("use", ["read", "returned", "kernel", "float32"])
 def test_a_join_is_copied_when_a_block_is_used_elsewhere_returned_or_a_kernels(use, rng):
     """A block read elsewhere must keep its own array (the join's may be reused
-    meanwhile), a returned one must not live in the workspace, and a kernel may reshape
-    its `out` (a strided block would lose the result): np.concatenate copies them."""
+    meanwhile), a returned one must not live in the workspace, a kernel may reshape its
+    `out` (a strided block would lose the result), and a float32 block of a float64 join
+    is computed in float32, then cast: np.concatenate copies them."""
     model = gg.compile(joined_products(use))
     forward = model.source.split("def forward")[1].split("def value_and_grad")[0]
     assert "np.concatenate" in forward
     inputs = joined_inputs(rng)
+    if use == "float32":
+        inputs = {
+            **inputs,
+            "a": inputs["a"].astype(np.float32),
+            "W": inputs["W"].astype(np.float32),
+        }
     (value, grads), (plain_value, plain_grads) = (
         model.value_and_grad(**inputs, workspace={}),
         model.value_and_grad(**inputs),
