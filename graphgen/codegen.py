@@ -247,14 +247,13 @@ class Joins:
     operands of a concatenate statement, which write straight into its array
     (into[producer]: the expression of the producer's block); the array is made before
     the first of them (start[producer]: the joins made there). A planned one gets its own
-    workspace slot (slot[node]), one of `slots` added after the plan's, so that no other
-    value shares it while it is filled."""
+    workspace slot (slot[node]), numbered after the plan's, so that no other value shares
+    it while it is filled."""
 
     blocks: dict[str, list[str]] = field(default_factory=dict)
     into: dict[str, str] = field(default_factory=dict)
     start: dict[str, list[str]] = field(default_factory=dict)
     slot: dict[str, int] = field(default_factory=dict)
-    slots: int = 0
 
 
 # in-place forms of elementwise ufuncs: `h += b` is np.add(h, b, out=h)
@@ -525,7 +524,7 @@ class FunctionEmitter:
             bindings + lines,
             results,
             self.kernels,
-            plan.slots + joins.slots,
+            plan.slots + len(joins.slot),
             bool(plan.reuse),
             self.uses_scratch,
         )
@@ -535,17 +534,15 @@ class FunctionEmitter:
         """The concatenations whose operands can be computed straight into the joined
         array (see Joins), each with its own workspace slot after the plan's."""
         joins = Joins()
-        position = {n: i for i, n in enumerate(statements)}
         for node in statements:
             blocks = self._join_blocks(node, plan)
             if blocks is None:
                 continue
-            first = min((producer for producer, _ in blocks), key=position.__getitem__)
+            producers = sorted((p for p, _ in blocks), key=self._position.__getitem__)
             if node in plan.slot:
-                joins.slot[node] = plan.slots + joins.slots
-                joins.slots += 1
-            joins.start.setdefault(first, []).append(node)
-            joins.blocks[node] = sorted((p for p, _ in blocks), key=position.__getitem__)
+                joins.slot[node] = plan.slots + len(joins.slot)
+            joins.start.setdefault(producers[0], []).append(node)
+            joins.blocks[node] = producers
             for producer, view in blocks:
                 joins.into[producer] = view
         return joins
@@ -620,9 +617,8 @@ class FunctionEmitter:
         args = f"{e.shape(out.shape)}, {string_literal(out.dtype)}"
         name = self.names[node]
         parts = ", ".join(self.names[p] for p in joins.blocks[node])
-        lines = [f"# {name}: its blocks ({parts}) are computed into it: no copy joins them"]
-        if not comments:
-            lines = []
+        comment = f"# {name}: its blocks ({parts}) are computed into it: no copy joins them"
+        lines = [comment] if comments else []
         if node in joins.slot:
             self.kernels.add("joined_buffer")
             return lines + [f"{name} = _buffer(scratch, {joins.slot[node]}, {args})"]
